@@ -1,0 +1,3 @@
+from trm_core.cli import entry
+
+entry()
