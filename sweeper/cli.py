@@ -1,0 +1,133 @@
+"""`python -m sweeper {run,resume,ls}`: the sweep front door.
+
+    python -m sweeper run SPEC [--set key=value ...] [--dry-run] [--address ADDR] [--name NAME]
+    python -m sweeper resume NAME_OR_PATH
+    python -m sweeper ls
+
+Every user error is one line on stderr with exit code 2 (trm_core.errors.run_cli).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+
+from trm_core.errors import OneLineArgumentParser, run_cli
+
+
+def build_parser() -> OneLineArgumentParser:
+    parser = OneLineArgumentParser(prog="python -m sweeper", description="Sweeps of trm_core: Ray Tune schedules, Optuna searches, Aim records.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
+    run = sub.add_parser("run", help="validate a spec and run its sweep")
+    run.add_argument("spec", help="sweep spec YAML (see search_spaces/README.md)")
+    run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a spec key (search.num_samples=4) or a trainer config key (train.steps=200)")
+    run.add_argument("--dry-run", action="store_true", help="validate and print the plan, run nothing")
+    run.add_argument("--address", help="an existing Ray cluster (e.g. auto); default: start an embedded local Ray")
+    run.add_argument("--name", help="sweep name (default: the spec's name, time-stamped if taken)")
+    run.add_argument("--verbose", action="store_true", help="show the trials' own output")
+    resume = sub.add_parser("resume", help="continue an interrupted sweep (search state kept)")
+    resume.add_argument("sweep", metavar="NAME_OR_PATH")
+    resume.add_argument("--storage", help="storage root holding the sweep (default runs/sweeps)")
+    resume.add_argument("--address")
+    resume.add_argument("--verbose", action="store_true")
+    ls = sub.add_parser("ls", help="past sweeps with status and best value")
+    ls.add_argument("--storage", help="storage root (default runs/sweeps)")
+    return parser
+
+
+def cmd_run(args) -> int:
+    from sweeper.spec import load_spec
+
+    spec = load_spec(args.spec, args.sets)
+    if args.name:
+        spec.name = args.name
+    if args.dry_run:
+        print(dry_run_text(spec, args.address))
+        return 0
+    from sweeper.runner import run_sweep, unique_name
+
+    spec.name = unique_name(spec)
+    spec.file = str(Path(spec.file).resolve())
+    record = run_sweep(spec, address=args.address, verbose=args.verbose, record={"sets": args.sets})
+    return 0 if record["status"] in ("finished", "time_budget") else 1
+
+
+def cmd_resume(args) -> int:
+    from sweeper.runner import run_sweep
+    from sweeper.sweeps import find_sweep, spec_for_resume
+
+    spec, record = spec_for_resume(find_sweep(args.sweep, args.storage))
+    record = run_sweep(spec, address=args.address, verbose=args.verbose, resume=True, record=record)
+    return 0 if record["status"] in ("finished", "time_budget") else 1
+
+
+def cmd_ls(args) -> int:
+    from sweeper.spec import DEFAULT_STORAGE
+    from sweeper.sweeps import format_ls
+
+    print(format_ls(Path(args.storage or DEFAULT_STORAGE).resolve()))
+    return 0
+
+
+def dry_run_text(spec, address: str | None = None) -> str:
+    """The resolved plan: base config, space, search, resources per trial and concurrency."""
+    from trm_core.config import to_dict
+
+    lines = [f"sweep {spec.name} from {spec.file}",
+             f"base config ({spec.base_source} + overrides):",
+             "  " + yaml.safe_dump(to_dict(spec.base_cfg), sort_keys=False).rstrip().replace("\n", "\n  "),
+             f"metric: {spec.metric} ({spec.mode})",
+             f"space ({len(spec.searched)} searched, {len(spec.params) - len(spec.searched)} constant):"]
+    width = max(len(k) for k in spec.params)
+    lines += [f"  {k.ljust(width)}  {p.describe()}" for k, p in spec.params.items()]
+    sampler = {"tpe": f"tpe (multivariate, seed {spec.search_seed})", "random": f"random (seed {spec.search_seed})",
+               "grid": "grid"}[spec.sampler]
+    lines.append(f"search: {sampler}, {spec.num_samples} configurations x {len(spec.seeds)} seeds {spec.seeds}"
+                 f" = {spec.total_trials} trials, max_concurrent {spec.max_concurrent or 'unlimited'}")
+    if spec.points_to_evaluate:
+        lines.append(f"  first points: {spec.points_to_evaluate}")
+    if spec.scheduler == "asha":
+        lines.append(f"scheduler: asha on training steps (grace_period {spec.grace_period}, reduction_factor"
+                     f" {spec.reduction_factor:g}, max_t {spec.max_t})")
+    else:
+        lines.append("scheduler: none (every trial trains to train.steps)")
+    lines.append(f"resources per trial: {spec.cpu:g} CPU, {spec.gpu:g} GPU; retries {spec.max_retries};"
+                 f" time budget {f'{spec.time_budget_s:g}s' if spec.time_budget_s else 'none'}")
+    lines.append(_concurrency_line(spec, address))
+    lines.append(f"storage: {spec.storage / spec.name}")
+    lines.append(f"aim: repo {spec.aim_repo}, experiment {spec.aim_experiment}")
+    return "\n".join(lines)
+
+
+def _concurrency_line(spec, address: str | None) -> str:
+    from sweeper import resources
+
+    if address:
+        import ray
+
+        ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+        try:
+            nodes, where = resources.ray_nodes(), f"cluster {address}"
+        finally:
+            ray.shutdown()
+    else:
+        nodes, where = [resources.detect_local()], "this machine"
+    desc = resources.describe_nodes(nodes)
+    n = resources.concurrency(spec, nodes)
+    if n == 0:
+        return (f"concurrency on {where} ({desc}): none - a trial needs {spec.cpu:g} CPU and {spec.gpu:g} GPU;"
+                f" `run` would stop with an error here: use --address for a cluster that has them")
+    return f"concurrency on {where} ({desc}): {n} trials at a time"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return {"run": cmd_run, "resume": cmd_resume, "ls": cmd_ls}[args.command](args)
+
+
+def entry() -> None:
+    sys.exit(run_cli(main))

@@ -1,0 +1,247 @@
+"""Run (or resume) a validated sweep: Ray Tune schedules, Optuna searches, Aim records.
+
+Layout of a sweep directory `{storage}/{name}/` (Ray's experiment directory): Ray's own state and
+trial folders, plus `sweep.json` (spec, status, best), `results.csv` / `results.parquet`,
+`aim_runs.json` (trial id -> Aim run hash) and `trial_times.json` (start/end per trial).
+
+Seeds: the searcher is wrapped in Ray's Repeater, so each sampled configuration runs once per seed
+(the seed is chosen by the repeat index) and Optuna is told the mean over seeds. With ASHA each
+seed-trial is judged on its own at every rung; a seed stopped at a rung contributes its value at
+that rung to the mean, which penalises configurations that ASHA finds weak (search_spaces/README.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from sweeper import resources
+from sweeper.errors import SpecError
+from sweeper.results import summarize, write_json_atomic
+from sweeper.spec import SweepSpec
+from sweeper.trainable import TrialSetup, run_trial
+
+
+def sweep_dir(spec: SweepSpec) -> Path:
+    return spec.storage / spec.name
+
+
+def unique_name(spec: SweepSpec) -> str:
+    """The spec's name, or name-YYYYmmdd-HHMMSS when a sweep of that name already exists."""
+    if not sweep_dir(spec).exists():
+        return spec.name
+    return f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def trial_setup(spec: SweepSpec, embedded: bool) -> TrialSetup:
+    """The base config with every path made absolute (workers chdir into their trial directory)."""
+    from trm_core.config import to_dict
+
+    base = to_dict(spec.base_cfg)
+    data = base["data"]
+    if data["path"]:
+        data["path"] = str(Path(data["path"]).expanduser().resolve())
+    if data["cache_dir"]:
+        data["cache_dir"] = str(Path(data["cache_dir"]).expanduser().resolve())
+    elif embedded:  # one machine: pin the driver's cache so every trial shares it
+        from trm_core.data.store import default_cache_dir
+
+        data["cache_dir"] = str(Path(default_cache_dir()).expanduser().resolve())
+    return TrialSetup(base=base, seeds=list(spec.seeds), cpu=spec.cpu, gpu=spec.gpu)
+
+
+def connect(spec: SweepSpec, address: str | None, verbose: bool) -> tuple[bool, list[resources.Node]]:
+    """Join a cluster (`address`), reuse an initialised Ray, or start the embedded default.
+
+    Returns (whether we started Ray and must stop it, the cluster's nodes); raises SpecError when no
+    node can ever hold a trial.
+    """
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    started = False
+    if not ray.is_initialized():
+        if address is None:
+            local = resources.detect_local()
+            resources.check_fits(spec, [local])  # fail before paying for a Ray start
+            ray.init(num_cpus=int(local.cpu), num_gpus=int(local.gpu), include_dashboard=False,
+                     log_to_driver=verbose, logging_level=logging.WARNING)
+        else:
+            ray.init(address=address, log_to_driver=verbose, logging_level=logging.WARNING)
+        started = True
+    nodes = resources.ray_nodes()
+    try:
+        resources.check_fits(spec, nodes)
+    except SpecError:
+        if started:
+            ray.shutdown()
+        raise
+    return started, nodes
+
+
+def _trainable(setup: TrialSetup, spec: SweepSpec):
+    from ray import tune
+
+    return tune.with_resources(tune.with_parameters(run_trial, setup=setup), {"cpu": spec.cpu, "gpu": spec.gpu})
+
+
+def trial_dirname(trial) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+def build_tuner(spec: SweepSpec, setup: TrialSetup, callbacks: list):
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search import Repeater
+    from ray.tune.search.optuna import OptunaSearch
+
+    from sweeper.optuna_space import DefineByRun, make_sampler
+
+    searcher = OptunaSearch(space=DefineByRun(spec.params), metric=spec.metric, mode=spec.mode,
+                            sampler=make_sampler(spec), points_to_evaluate=spec.points_to_evaluate or None)
+    searcher = Repeater(searcher, repeat=len(spec.seeds), set_index=True)
+    if spec.scheduler == "asha":
+        scheduler = ASHAScheduler(time_attr="step", metric=spec.metric, mode=spec.mode, max_t=spec.max_t,
+                                  grace_period=spec.grace_period, reduction_factor=spec.reduction_factor)
+    else:
+        scheduler = FIFOScheduler()
+    tune_config = tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=spec.total_trials,
+                                  max_concurrent_trials=spec.max_concurrent, time_budget_s=spec.time_budget_s,
+                                  reuse_actors=True, trial_dirname_creator=trial_dirname)
+    run_config = tune.RunConfig(
+        name=spec.name, storage_path=str(spec.storage), callbacks=callbacks, verbose=0,
+        failure_config=tune.FailureConfig(max_failures=spec.max_retries),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+    )
+    return tune.Tuner(_trainable(setup, spec), tune_config=tune_config, run_config=run_config)
+
+
+def callbacks_for(spec: SweepSpec, setup: TrialSetup, stream=None) -> list:
+    from sweeper.aim_log import AimCallback
+    from sweeper.progress import ProgressCallback
+
+    d = str(sweep_dir(spec))
+    return [AimCallback(str(spec.aim_repo), spec.aim_experiment, spec.name, setup, f"{d}/aim_runs.json"),
+            ProgressCallback(d, spec.name, spec.metric, spec.mode, spec.total_trials, setup, stream)]
+
+
+def _prebuild_data(setup: TrialSetup, out) -> None:
+    """Build the base dataset once on the driver, so parallel trials find it cached."""
+    from trm_core.config import from_dict
+    from trm_core.data.store import build_from_config
+
+    t0 = time.time()
+    path = build_from_config(from_dict(setup.base).data)
+    print(f"dataset: {path} ({time.time() - t0:.1f}s)", file=out)
+
+
+def _start_record(spec: SweepSpec, record: dict[str, Any] | None, address: str | None) -> dict[str, Any]:
+    """sweep.json at the start: the spec after --set (what `resume` rebuilds from), status running."""
+    record = dict(record or {})
+    record.update(name=spec.name, spec_file=spec.file, spec=spec.raw, storage=str(spec.storage),
+                  aim_repo=str(spec.aim_repo), metric=spec.metric, mode=spec.mode, total_trials=spec.total_trials,
+                  status="running", pid=os.getpid(), host=socket.gethostname(), address=address,
+                  created_at=record.get("created_at", time.time()))
+    write_json_atomic(sweep_dir(spec) / "sweep.json", record)
+    return record
+
+
+def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = False, verbose: bool = False,
+              out=None, record: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run a sweep to the end (or resume one); returns the sweep record written to sweep.json."""
+    from ray import tune
+
+    from sweeper import aim_log
+    from sweeper.optuna_space import quiet_optuna
+
+    out = out or sys.stdout
+    quiet_optuna()
+    _quiet_tune()
+    aim_log.ensure_repo(spec.aim_repo)
+    started, nodes = connect(spec, address, verbose)
+    try:
+        embedded = address is None
+        setup = trial_setup(spec, embedded)
+        d = sweep_dir(spec)
+        d.mkdir(parents=True, exist_ok=True)
+        record = _start_record(spec, record, address)
+        conc = resources.concurrency(spec, nodes)
+        print(f"sweep {spec.name}: {spec.total_trials} trials ({spec.num_samples} configurations x {len(spec.seeds)} seeds),"
+              f" {conc} at a time on {resources.describe_nodes(nodes)}", file=out)
+        if embedded:
+            _prebuild_data(setup, out)
+        t0 = time.time()
+        if resume:
+            tuner = tune.Tuner.restore(str(d), trainable=_trainable(setup, spec), resume_unfinished=True, resume_errored=True)
+        else:
+            tuner = build_tuner(spec, setup, callbacks_for(spec, setup))
+        try:
+            tuner.fit()
+        except KeyboardInterrupt:
+            pass
+        wall = time.time() - t0
+        status, errors = _final_status(d, spec, wall if not resume else None)
+        record.update(status=status, wall_s=round(wall, 2), finished_at=time.time(), errors=errors)
+        aim_log.reindex(spec.aim_repo)
+        record["best"] = _best(d, spec)
+        write_json_atomic(d / "sweep.json", record)
+        print_summary(record, spec, out)
+        return record
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+
+
+def _quiet_tune() -> None:
+    """Our progress line replaces Tune's tables; its checkpoint-sync warning fires on every small trial."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
+def _final_status(d: Path, spec: SweepSpec, wall: float | None) -> tuple[str, int]:
+    """finished | time_budget (the budget ran out first) | interrupted (Ctrl-C: resume it)."""
+    import pandas as pd
+
+    table = d / "results.csv"
+    df = pd.read_csv(table, usecols=["status"]) if table.exists() else pd.DataFrame({"status": []})
+    errors = int((df["status"] == "error").sum())
+    ended = int(df["status"].isin(["done", "stopped_early", "error"]).sum())
+    if ended >= spec.total_trials:
+        return "finished", errors
+    if spec.time_budget_s and wall is not None and wall >= spec.time_budget_s * 0.98:
+        return "time_budget", errors
+    return "interrupted", errors
+
+
+def _best(d: Path, spec: SweepSpec) -> dict[str, Any] | None:
+    import pandas as pd
+
+    table = d / "results.csv"
+    if not table.exists():
+        return None
+    return summarize(pd.read_csv(table), spec.metric, spec.mode)
+
+
+def print_summary(record: dict[str, Any], spec: SweepSpec, out) -> None:
+    from sweeper.aim_log import up_command
+
+    d = sweep_dir(spec)
+    print(f"sweep {spec.name} {record['status']} in {record['wall_s']:.0f}s"
+          f" ({record.get('errors') or 0} trials errored)", file=out)
+    best = record.get("best")
+    if best:
+        spread = f" +/- {best['std']:.4f}" if best.get("std") is not None else ""
+        print(f"best {best['metric']} = {best['mean']:.4f}{spread} (mean over {best['seeds']} seed(s), {best['config_id']}):", file=out)
+        for k, v in best["config"].items():
+            print(f"  {k}: {v}", file=out)
+    if record["status"] == "interrupted":
+        print(f"resume with: python -m sweeper resume {d}", file=out)
+    print(f"results: {d / 'results.csv'} (and results.parquet)", file=out)
+    print(f"Aim UI:  {up_command(spec.aim_repo)}", file=out)

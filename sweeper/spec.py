@@ -1,0 +1,391 @@
+"""The sweep spec: one YAML file, validated strictly into a `SweepSpec` (format: search_spaces/README.md).
+
+Every problem raises `SpecError` naming the file, the key path, what must hold and what was given.
+Relative paths: `base.config` is read relative to the spec file; `storage` and `aim.repo` relative to
+the working directory, and are made absolute here (Ray workers chdir into their trial directory).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from trm_core.config import PRESETS, TRMConfig, apply_dict, field_types, parse_override, preset, read_yaml
+from trm_core.errors import ConfigError, UserError
+
+from sweeper.errors import SpecError, describe, did_you_mean
+from sweeper.space import Param, parse_space
+
+TOP_KEYS = ("name", "description", "base", "metric", "mode", "space", "search", "scheduler", "seeds",
+            "resources", "failure", "time_budget_s", "storage", "aim")
+SAMPLERS = ("tpe", "random", "grid")
+SCHEDULERS = ("none", "asha")
+KNOWN_METRICS = ("train/loss", "train/exact_acc", "train/cell_acc", "eval/exact_acc", "eval/cell_acc",
+                 "eval/avg_steps", "eval/halt_acc", "perf/puzzle_steps_per_s", "time/elapsed_s")
+_SECTION_KEYS = {
+    "base": {"preset", "config", "overrides"},
+    "search": {"sampler", "seed", "num_samples", "max_concurrent", "points_to_evaluate", "n_startup_trials"},
+    "scheduler": {"type", "grace_period", "reduction_factor", "max_t"},
+    "resources": {"cpu", "gpu"},
+    "failure": {"max_retries"},
+    "aim": {"repo", "experiment"},
+}
+DEFAULT_STORAGE = "runs/sweeps"
+DEFAULT_AIM_REPO = "runs/aim"
+
+
+@dataclass
+class SweepSpec:
+    file: str
+    name: str
+    base_cfg: TRMConfig
+    base_source: str
+    metric: str
+    mode: str
+    params: dict[str, Param]
+    sampler: str = "tpe"
+    search_seed: int = 0
+    num_samples: int = 8
+    max_concurrent: int | None = None
+    points_to_evaluate: list[dict[str, Any]] = field(default_factory=list)
+    n_startup_trials: int | None = None
+    scheduler: str = "none"
+    grace_period: int = 1
+    reduction_factor: float = 2.0
+    max_t: int = 1
+    seeds: list[int] = field(default_factory=lambda: [0])
+    cpu: float = 1.0
+    gpu: float = 0.0
+    max_retries: int = 0
+    time_budget_s: float | None = None
+    storage: Path = Path(DEFAULT_STORAGE)
+    aim_repo: Path = Path(DEFAULT_AIM_REPO)
+    aim_experiment: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_trials(self) -> int:
+        """Trials Ray runs: every sampled configuration once per seed."""
+        return self.num_samples * len(self.seeds)
+
+    @property
+    def searched(self) -> dict[str, Param]:
+        return {k: p for k, p in self.params.items() if p.searched}
+
+
+# ------------------------------------------------------------------------------------------------
+# Small typed getters: each says what must hold and what was given.
+
+
+def _section(file: str, raw: Mapping, key: str) -> dict[str, Any]:
+    value = raw.get(key) or {}
+    if isinstance(value, str) and key == "scheduler":
+        value = {"type": value}
+    if not isinstance(value, Mapping):
+        raise SpecError(file, key, f"must be a mapping, but got {describe(value)}")
+    allowed = _SECTION_KEYS[key]
+    for k in value:
+        if k not in allowed:
+            raise SpecError(file, f"{key}.{k}", f"is not a known key (known: {', '.join(sorted(allowed))}){did_you_mean(str(k), allowed)}")
+    return dict(value)
+
+
+def _int(file: str, path: str, v: Any, minimum: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer() or v < minimum:
+        raise SpecError(file, path, f"must be an integer >= {minimum}, but got {describe(v)}")
+    return int(v)
+
+
+def _number(file: str, path: str, v: Any, *, above: float) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= above:
+        raise SpecError(file, path, f"must be a number > {above:g}, but got {describe(v)}")
+    return float(v)
+
+
+def _str(file: str, path: str, v: Any, choices: Sequence[str] | None = None) -> str:
+    if not isinstance(v, str) or not v:
+        raise SpecError(file, path, f"must be a non-empty string, but got {describe(v)}")
+    if choices is not None and v not in choices:
+        raise SpecError(file, path, f"must be one of {', '.join(choices)}, but got {v!r}{did_you_mean(v, choices)}")
+    return v
+
+
+# ------------------------------------------------------------------------------------------------
+# Sections.
+
+
+def _base_config(file: str, raw: Mapping) -> tuple[TRMConfig, str]:
+    base = _section(file, raw, "base")
+    if "preset" in base and "config" in base:
+        raise SpecError(file, "base", "give either preset or config, not both")
+    try:
+        if "config" in base:
+            path = Path(_str(file, "base.config", base["config"]))
+            path = path if path.is_absolute() else Path(file).parent / path
+            if not path.exists():
+                raise SpecError(file, "base.config", f"must name an existing trainer YAML file, but {path} does not exist")
+            data = read_yaml(path)
+            name = data.pop("preset", None)
+            cfg = preset(name) if name else TRMConfig()
+            apply_dict(cfg, data, source=str(path))
+            source = str(path)
+        else:
+            name = _str(file, "base.preset", base.get("preset"), None)
+            if name not in PRESETS:
+                raise SpecError(file, "base.preset", f"must be one of {', '.join(sorted(PRESETS))}, but got {name!r}{did_you_mean(name, PRESETS)}")
+            cfg, source = preset(name), f"preset {name}"
+        overrides = base.get("overrides") or {}
+        if not isinstance(overrides, Mapping):
+            raise SpecError(file, "base.overrides", f"must map trainer config keys to values, but got {describe(overrides)}")
+        apply_dict(cfg, overrides)
+    except ConfigError as exc:
+        if isinstance(exc, SpecError):
+            raise
+        raise SpecError(file, "base.overrides" if "overrides" in base else "base", str(exc)) from None
+    return cfg, source
+
+
+def _search(file: str, raw: Mapping, spec: SweepSpec) -> None:
+    s = _section(file, raw, "search")
+    spec.sampler = _str(file, "search.sampler", s.get("sampler", "tpe"), SAMPLERS)
+    spec.search_seed = _int(file, "search.seed", s.get("seed", 0), 0)
+    if s.get("max_concurrent") is not None:
+        spec.max_concurrent = _int(file, "search.max_concurrent", s["max_concurrent"], 1)
+    if s.get("n_startup_trials") is not None:
+        if spec.sampler != "tpe":
+            raise SpecError(file, "search.n_startup_trials", f"only applies to sampler tpe, but sampler is {spec.sampler}")
+        spec.n_startup_trials = _int(file, "search.n_startup_trials", s["n_startup_trials"], 0)
+    grid_size = _grid_size(file, spec) if spec.sampler == "grid" else None
+    default = grid_size if grid_size is not None else 8
+    spec.num_samples = _int(file, "search.num_samples", s.get("num_samples", default), 1)
+    if grid_size is not None and spec.num_samples > grid_size:
+        raise SpecError(file, "search.num_samples", f"must be <= the grid's {grid_size} points, but got {spec.num_samples}")
+    spec.points_to_evaluate = _points(file, s.get("points_to_evaluate") or [], spec.params)
+
+
+def _grid_size(file: str, spec: SweepSpec) -> int:
+    size = 1
+    for key, p in spec.params.items():
+        if p.when:
+            raise SpecError(file, f"space[{key}].when", "conditional entries need sampler tpe or random (a grid has no conditions)")
+        if p.kind == "float" and p.step is None:
+            raise SpecError(file, f"space[{key}].step", "a float on a grid needs a step (or use a categorical)")
+        if p.kind in ("float", "int") and p.log:
+            raise SpecError(file, f"space[{key}].log", "a grid enumerates steps, not log ranges; use a categorical")
+        size *= len(p.grid_values())
+    return size
+
+
+def _points(file: str, points: Any, params: Mapping[str, Param]) -> list[dict[str, Any]]:
+    if not isinstance(points, list):
+        raise SpecError(file, "search.points_to_evaluate", f"must be a list of mappings, but got {describe(points)}")
+    out = []
+    for i, point in enumerate(points):
+        path = f"search.points_to_evaluate[{i}]"
+        if not isinstance(point, Mapping):
+            raise SpecError(file, path, f"must map searched keys to values, but got {describe(point)}")
+        for k, v in point.items():
+            p = params.get(k)
+            if p is None or not p.searched:
+                known = [n for n, q in params.items() if q.searched]
+                raise SpecError(file, f"{path}.{k}", f"must be a searched space key{did_you_mean(str(k), known)}; searched: {', '.join(known)}")
+            inside = v in p.choices if p.kind == "categorical" else (
+                isinstance(v, (int, float)) and not isinstance(v, bool) and p.low <= v <= p.high)
+            if not inside:
+                rng = p.choices if p.kind == "categorical" else f"[{p.low}, {p.high}]"
+                raise SpecError(file, f"{path}.{k}", f"must lie in {rng}, but got {describe(v)}")
+        out.append(dict(point))
+    return out
+
+
+def _scheduler(file: str, raw: Mapping, spec: SweepSpec) -> None:
+    s = _section(file, raw, "scheduler")
+    spec.scheduler = _str(file, "scheduler.type", s.get("type", "none"), SCHEDULERS)
+    max_steps = _largest_steps(spec)
+    if spec.scheduler == "none":
+        extra = sorted(set(s) - {"type"})
+        if extra:
+            raise SpecError(file, f"scheduler.{extra[0]}", "only applies to scheduler type asha")
+        return
+    spec.max_t = _int(file, "scheduler.max_t", s.get("max_t", max_steps), 1)
+    spec.grace_period = _int(file, "scheduler.grace_period", s.get("grace_period", spec.base_cfg.train.eval_interval), 1)
+    spec.reduction_factor = _number(file, "scheduler.reduction_factor", s.get("reduction_factor", 2), above=1)
+    if spec.grace_period >= spec.max_t:
+        raise SpecError(file, "scheduler.grace_period", f"must be < max_t={spec.max_t} training steps, but got {spec.grace_period}")
+
+
+def _largest_steps(spec: SweepSpec) -> int:
+    """ASHA's default max_t: train.steps, or the largest value the space can give it."""
+    p = spec.params.get("train.steps")
+    if p is None:
+        return spec.base_cfg.train.steps
+    values = {"int": [p.high], "categorical": p.choices, "constant": [p.value]}.get(p.kind, [spec.base_cfg.train.steps])
+    return int(max(values))
+
+
+def _resources(file: str, raw: Mapping, spec: SweepSpec) -> None:
+    r = _section(file, raw, "resources")
+    spec.cpu = _number(file, "resources.cpu", r.get("cpu", 1), above=0)
+    gpu = r.get("gpu", 0)
+    if isinstance(gpu, bool) or not isinstance(gpu, (int, float)) or gpu < 0:
+        raise SpecError(file, "resources.gpu", f"must be a number >= 0, but got {describe(gpu)}")
+    if gpu > 1 and not float(gpu).is_integer():
+        raise SpecError(file, "resources.gpu", f"must be a fraction < 1 (trials share a GPU) or a whole number of GPUs, but got {gpu}")
+    spec.gpu = float(gpu)
+
+
+def _seeds(file: str, raw: Mapping) -> list[int]:
+    seeds = raw.get("seeds", [0])
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = [seeds]
+    if not isinstance(seeds, list) or not seeds:
+        raise SpecError(file, "seeds", f"must be a non-empty list of integers, but got {describe(seeds)}")
+    out = [_int(file, f"seeds[{i}]", s, 0) for i, s in enumerate(seeds)]
+    if len(set(out)) != len(out):
+        raise SpecError(file, "seeds", f"must not repeat a seed, but got {out}")
+    return out
+
+
+def _metric(file: str, raw: Mapping) -> str:
+    metric = _str(file, "metric", raw.get("metric", "eval/exact_acc"))
+    if metric in KNOWN_METRICS:
+        return metric
+    close = did_you_mean(metric, KNOWN_METRICS)
+    near = [m for m in KNOWN_METRICS if difflib.SequenceMatcher(None, m, metric).ratio() >= 0.9]
+    if near or not re.fullmatch(r"(train|eval)/[A-Za-z0-9_/]+", metric):
+        raise SpecError(file, "metric", f"must be a metric the trainer reports (train/... or eval/..., e.g. {', '.join(KNOWN_METRICS[:6])}), but got {metric!r}{close}")
+    return metric
+
+
+# ------------------------------------------------------------------------------------------------
+# Entry points.
+
+
+def apply_sets(file: str, raw: dict[str, Any], sets: Sequence[str]) -> dict[str, Any]:
+    """`--set` on the command line: spec keys (`search.num_samples=4`) or trainer config keys.
+
+    A trainer key that the space searches becomes a constant there; any other trainer key is added
+    to `base.overrides`. The first dotted component decides: spec sections win (`name` is the sweep's).
+    """
+    raw = copy.deepcopy(raw)
+    types = field_types()
+    for text in sets:
+        try:
+            key, value = parse_override(text)
+        except ConfigError as exc:
+            raise SpecError(file, "--set", str(exc)) from None
+        head, *rest = key.split(".")
+        if head in TOP_KEYS and key not in types or head == "name":
+            node = raw
+            for part in [head, *rest][:-1]:
+                if not isinstance(node.get(part), dict):
+                    node[part] = {} if node.get(part) is None else node[part]
+                if not isinstance(node[part], dict):
+                    raise SpecError(file, f"--set {key}", f"{part} is not a mapping in the spec")
+                node = node[part]
+            node[[head, *rest][-1]] = value
+        elif key in types:
+            space = raw.get("space") if isinstance(raw.get("space"), dict) else None
+            if space is not None and key in space:
+                space[key] = value
+            else:
+                raw.setdefault("base", {}).setdefault("overrides", {})
+                if not isinstance(raw["base"]["overrides"], dict):
+                    raise SpecError(file, "base.overrides", "must be a mapping")
+                raw["base"]["overrides"][key] = value
+        else:
+            raise SpecError(file, f"--set {key}", f"is neither a spec key ({', '.join(TOP_KEYS)}) nor a trainer config key{did_you_mean(key, list(types) + list(TOP_KEYS))}")
+    return raw
+
+
+def load_raw(file: str) -> dict[str, Any]:
+    try:
+        return read_yaml(file)
+    except ConfigError as exc:
+        raise SpecError(file, "", str(exc).replace(f"{file}: ", "").replace(f"{file} ", "")) from None
+
+
+def validate(file: str, raw: Mapping[str, Any], cwd: Path | None = None) -> SweepSpec:
+    """Check a parsed spec mapping and resolve it; raises SpecError on the first problem."""
+    if not isinstance(raw, Mapping):
+        raise SpecError(file, "", f"must hold a mapping, but holds {describe(raw)}")
+    for k in raw:
+        if k not in TOP_KEYS:
+            raise SpecError(file, str(k), f"is not a spec key (known: {', '.join(TOP_KEYS)}){did_you_mean(str(k), TOP_KEYS)}")
+    name = _str(file, "name", raw.get("name"))
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise SpecError(file, "name", f"must be letters, digits, '_', '-' or '.', but got {name!r}")
+    if "base" not in raw:
+        raise SpecError(file, "base", "is required: base: {preset: NAME} or {config: FILE}, with optional overrides")
+    cfg, source = _base_config(file, raw)
+    spec = SweepSpec(file=file, name=name, base_cfg=cfg, base_source=source, metric=_metric(file, raw),
+                     mode=_str(file, "mode", raw.get("mode", "max"), ("max", "min")),
+                     params=parse_space(file, raw.get("space")), raw=dict(raw))
+    if not spec.searched:
+        raise SpecError(file, "space", "must search at least one key ({type: float|int|categorical, ...})")
+    _search(file, raw, spec)
+    _scheduler(file, raw, spec)
+    _resources(file, raw, spec)
+    spec.seeds = _seeds(file, raw)
+    spec.max_retries = _int(file, "failure.max_retries", _section(file, raw, "failure").get("max_retries", 0), 0)
+    if raw.get("time_budget_s") is not None:
+        spec.time_budget_s = _number(file, "time_budget_s", raw["time_budget_s"], above=0)
+    check_against_trainer(spec)
+    cwd = cwd or Path.cwd()
+    spec.storage = (cwd / _str(file, "storage", raw.get("storage", DEFAULT_STORAGE))).resolve()
+    aim = _section(file, raw, "aim")
+    spec.aim_repo = (cwd / _str(file, "aim.repo", aim.get("repo", DEFAULT_AIM_REPO))).resolve()
+    spec.aim_experiment = _str(file, "aim.experiment", aim.get("experiment", name))
+    return spec
+
+
+def _trainer_checks() -> list:
+    """The trainer's own checks of a whole config (value relations, registry names), where present."""
+    import trm_core.config as config
+
+    checks = [config.validate] if hasattr(config, "validate") else []
+    try:
+        from trm_core.train.loop import check_names
+
+        checks.append(check_names)
+    except ImportError:  # pragma: no cover - trainer not installed yet
+        pass
+    return checks
+
+
+def check_against_trainer(spec: SweepSpec) -> None:
+    """The base config, and the base with each searched bound / choice / constant put in, must pass
+    the trainer's checks; an error that names the entry's key is reported at that entry."""
+    from trm_core.config import from_dict, set_value, to_dict
+
+    checks = _trainer_checks()
+    try:
+        for check in checks:
+            check(spec.base_cfg)
+    except (ConfigError, UserError) as exc:
+        raise SpecError(spec.file, "base", str(exc)) from None
+    base = to_dict(spec.base_cfg)
+    for key, p in spec.params.items():
+        trials = {"value": [p.value]} if p.kind == "constant" else {"choices": p.choices} if p.kind == "categorical" else {"low": [p.low], "high": [p.high]}
+        for field_name, values in trials.items():
+            for v in values:
+                cfg = from_dict(base)
+                set_value(cfg, key, v)
+                try:
+                    for check in checks:
+                        check(cfg)
+                except (ConfigError, UserError) as exc:
+                    if key in str(exc):
+                        raise SpecError(spec.file, f"space[{key}].{field_name}", f"{v!r} fails the trainer's check: {exc}") from None
+
+
+def load_spec(file: str, sets: Sequence[str] = (), cwd: Path | None = None) -> SweepSpec:
+    """Read, apply `--set`, validate. The one function the CLI calls."""
+    if not Path(file).is_file():
+        raise SpecError(file, "", "no such spec file")
+    return validate(file, apply_sets(file, load_raw(file), sets), cwd)

@@ -1,0 +1,235 @@
+"""A real 4-trial sweep (Ray + Optuna + Aim + the real trainer), then everything a user looks at.
+
+One Ray per module (2 CPUs). The sweep: 2 configurations x 2 seeds, a conditional space
+(weight decay only under adamw), ASHA on training steps, run through the real CLI entry point.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+from sweep_helpers import good, write_spec
+
+from sweeper.aim_log import query_runs
+from sweeper.cli import main
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    import ray
+
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def sweep(ray_cluster, tmp_path_factory):
+    d = tmp_path_factory.mktemp("e2e")
+    raw = good()
+    raw.update(name="e2e", seeds=[0, 1], storage=str(d / "sweeps"), aim={"repo": str(d / "aim"), "experiment": "e2e"})
+    raw["space"] = {
+        "optim.name": {"type": "categorical", "choices": ["adamw", "adam_atan2"]},
+        "optim.weight_decay": {"type": "float", "low": 0.01, "high": 0.5, "log": True, "when": {"optim.name": "adamw"}},
+        "optim.lr": {"type": "float", "low": 1e-3, "high": 3e-3, "log": True},
+    }
+    raw["search"] = {"sampler": "tpe", "seed": 0, "num_samples": 2, "max_concurrent": 2,
+                     "points_to_evaluate": [{"optim.name": "adamw"}, {"optim.name": "adam_atan2"}]}
+    spec = write_spec(d / "e2e.yaml", raw)
+    t0 = time.time()
+    rc = main(["run", spec])
+    return {"dir": d, "sweep_dir": d / "sweeps" / "e2e", "aim": d / "aim", "rc": rc, "wall_s": time.time() - t0, "spec": spec}
+
+
+def test_sweep_finishes(sweep):
+    assert sweep["rc"] == 0
+    record = json.loads((sweep["sweep_dir"] / "sweep.json").read_text())
+    assert record["status"] == "finished" and record["errors"] == 0 and record["total_trials"] == 4
+    assert record["best"]["seeds"] >= 1 and "optim.name" in record["best"]["config"]
+
+
+def test_four_aim_runs_with_hparams_and_metrics(sweep):
+    runs = query_runs(sweep["aim"], "e2e")
+    assert len(runs) == 4
+    for run in runs:
+        assert {"optim.name", "optim.lr", "seed"} <= set(run["hparams"])
+        assert run["sweep"]["seed"] == run["hparams"]["seed"] and run["sweep"]["trial_id"]
+        assert run["experiment"] == "e2e"
+        assert {("exact_acc", "eval"), ("cell_acc", "eval"), ("loss", "train")} <= set(run["metrics"])
+    by_config: dict[str, set] = {}
+    for run in runs:
+        by_config.setdefault(run["sweep"]["config_id"], set()).add(run["hparams"]["seed"])
+    assert sorted(map(sorted, by_config.values())) == [[0, 1], [0, 1]]  # every configuration, every seed
+
+
+def test_results_table_is_complete(sweep):
+    csv = pd.read_csv(sweep["sweep_dir"] / "results.csv")
+    parquet = pd.read_parquet(sweep["sweep_dir"] / "results.parquet")
+    assert len(csv) == len(parquet) == 4
+    assert set(csv["status"]) <= {"done", "stopped_early"}
+    assert csv["eval/exact_acc"].notna().all() and (csv["step"] >= 10).all()
+    assert set(csv["seed"]) == {0, 1} and csv["config_id"].nunique() == 2
+    assert set(csv["aim_run"]) == {r["hash"] for r in query_runs(sweep["aim"], "e2e")}
+    assert csv["started_at"].notna().all() and csv["ended_at"].notna().all()
+
+
+def test_conditional_parameter_only_under_its_condition(sweep):
+    csv = pd.read_csv(sweep["sweep_dir"] / "results.csv")
+    assert set(csv["param:optim.name"]) == {"adamw", "adam_atan2"}
+    for _, row in csv.iterrows():
+        assert pd.notna(row["param:optim.weight_decay"]) == (row["param:optim.name"] == "adamw")
+    for run in query_runs(sweep["aim"], "e2e"):
+        assert ("optim.weight_decay" in run["hparams"]) == (run["hparams"]["optim.name"] == "adamw")
+
+
+def test_ls_and_resume(sweep, capsys):
+    assert main(["ls", "--storage", str(sweep["dir"] / "sweeps")]) == 0
+    out = capsys.readouterr().out
+    assert "e2e" in out and "finished" in out and "4/4" in out
+    # Resuming a finished sweep restores the Tuner (search state, callbacks) and runs nothing new.
+    assert main(["resume", "e2e", "--storage", str(sweep["dir"] / "sweeps")]) == 0
+    assert len(pd.read_csv(sweep["sweep_dir"] / "results.csv")) == 4
+    assert len(query_runs(sweep["aim"], "e2e")) == 4
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_aim_up_serves_the_sweeps_runs(sweep):
+    port = _free_port()
+    aim_bin = str(Path(sys.executable).with_name("aim"))
+    proc = subprocess.Popen([aim_bin, "up", "--repo", str(sweep["aim"]), "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, "AIM_UI_TELEMETRY_ENABLED": "0"})
+    base = f"http://127.0.0.1:{port}/api"
+    try:
+        experiments = _wait_json(f"{base}/experiments/", proc)
+        exp = next(e for e in experiments if e["name"] == "e2e")
+        assert exp["run_count"] == 4
+        runs = requests.get(f"{base}/experiments/{exp['id']}/runs/", timeout=10).json()["runs"]
+        assert len(runs) == 4 and all(r["name"].startswith("e2e/") for r in runs)
+        info = requests.get(f"{base}/runs/{runs[0]['run_id']}/info/", timeout=10).json()
+        assert "optim.lr" in info["params"]["hparams"] and info["params"]["sweep"]["name"] == "e2e"
+        names = {m["name"] for m in info["traces"]["metric"]}
+        assert {"exact_acc", "loss"} <= names
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
+def _wait_json(url: str, proc: subprocess.Popen, timeout_s: float = 60):
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        assert proc.poll() is None, "aim up exited early"
+        try:
+            r = requests.get(url, timeout=3)
+            if r.status_code == 200:
+                return r.json()
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"aim up did not answer {url} within {timeout_s}s")
+
+
+def test_killed_trial_retries_from_its_checkpoint(ray_cluster, tmp_path):
+    """SIGKILL the trial's worker after its first checkpoint: Tune retries it (failure.max_retries)
+    and the trainer resumes from the checkpoint (train(resume_from=...)), so `step` never repeats."""
+    raw = good()
+    raw.update(name="retry", seeds=[0], scheduler="none", failure={"max_retries": 1},
+               storage=str(tmp_path / "sweeps"), aim={"repo": str(tmp_path / "aim")})
+    raw["search"] = {"sampler": "random", "seed": 0, "num_samples": 1}
+    raw["base"]["overrides"].update({"train.steps": 40, "train.eval_interval": 10})
+    spec = write_spec(tmp_path / "retry.yaml", raw)
+    times_file = tmp_path / "sweeps" / "retry" / "trial_times.json"
+    killed: dict = {}
+
+    def kill_after_first_checkpoint():
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                times = json.loads(times_file.read_text())
+            except (OSError, ValueError):
+                times = {}
+            for tid, t in times.items():
+                if (t.get("last_step") or 0) >= 10 and t.get("pid"):
+                    os.kill(t["pid"], signal.SIGKILL)
+                    killed.update(trial=tid, step=t["last_step"])
+                    return
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_after_first_checkpoint, daemon=True)
+    killer.start()
+    assert main(["run", spec]) == 0
+    killer.join(timeout=5)
+    assert killed, "the trial finished before it could be killed"
+    row = pd.read_csv(tmp_path / "sweeps" / "retry" / "results.csv").iloc[0]
+    assert row["status"] == "done" and row["retries"] == 1 and row["step"] == 40
+    result_lines = (tmp_path / "sweeps" / "retry" / f"trial_{killed['trial']}" / "result.json").read_text().splitlines()
+    rows = [json.loads(line) for line in result_lines]
+    steps = [r["step"] for r in rows]
+    assert steps == sorted(set(steps)) and steps[-1] == 40, steps  # resumed: no step reported twice
+    restarted = [r for r in rows if r["iterations_since_restore"] == 1 and r["step"] > 10]
+    assert restarted and restarted[0]["pid"] != rows[0]["pid"], rows  # a new worker went on from the checkpoint
+    assert len(query_runs(tmp_path / "aim", "retry")) == 1
+
+
+def test_interrupted_sweep_resumes_where_it_stopped(ray_cluster, tmp_path):
+    """Ctrl-C (SIGINT to the driver) after the first trial ends; `resume` finishes the rest, keeps the
+    finished trial as it was and continues the same Aim runs."""
+    raw = good()
+    raw.update(name="stop", seeds=[0], scheduler="none", storage=str(tmp_path / "sweeps"),
+               aim={"repo": str(tmp_path / "aim"), "experiment": "stop"})
+    raw["search"] = {"sampler": "tpe", "seed": 3, "num_samples": 3, "max_concurrent": 1}
+    spec = write_spec(tmp_path / "stop.yaml", raw)
+    d = tmp_path / "sweeps" / "stop"
+
+    def interrupt_after_first_trial():
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                times = json.loads((d / "trial_times.json").read_text())
+            except (OSError, ValueError):
+                times = {}
+            if any("ended_at" in t for t in times.values()):
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.1)
+
+    threading.Thread(target=interrupt_after_first_trial, daemon=True).start()
+    assert main(["run", spec]) == 1
+    assert json.loads((d / "sweep.json").read_text())["status"] == "interrupted"
+    before = pd.read_csv(d / "results.csv")
+    first = before[(before["status"] == "done") & before["ended_at"].notna()]
+    assert 1 <= len(first) < 3
+    assert main(["resume", str(d)]) == 0
+    after = pd.read_csv(d / "results.csv")
+    assert len(after) == 3 and set(after["status"]) == {"done"}
+    kept = after.set_index("trial_id").loc[first["trial_id"]]
+    assert list(kept["ended_at"]) == list(first["ended_at"])  # the finished trial was not run again
+    assert json.loads((d / "sweep.json").read_text())["status"] == "finished"
+    assert len(query_runs(tmp_path / "aim", "stop")) == 3

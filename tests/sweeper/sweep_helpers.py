@@ -1,0 +1,49 @@
+"""Small spec builders shared by the sweeper's unit and integration tests."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# A trainer config small enough that one trial takes seconds on one CPU core.
+TINY_OVERRIDES = {
+    "train.steps": 20,
+    "train.eval_interval": 10,
+    "train.log_interval": 10,
+    "train.batch_size": 16,
+    "model.hidden_size": 32,
+    "data.n_train": 200,
+    "data.n_test": 50,
+    "optim.warmup_steps": 5,
+}
+
+GOOD: dict[str, Any] = {
+    "name": "unit",
+    "base": {"preset": "sudoku4_tiny", "overrides": dict(TINY_OVERRIDES)},
+    "metric": "eval/exact_acc",
+    "mode": "max",
+    "space": {
+        "optim.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+        "recursion.n_inner": {"type": "int", "low": 1, "high": 3},
+        "model.hidden_size": {"type": "categorical", "choices": [16, 32]},
+    },
+    "search": {"sampler": "tpe", "seed": 0, "num_samples": 4, "max_concurrent": 2},
+    "scheduler": {"type": "asha", "grace_period": 10, "reduction_factor": 2},
+    "seeds": [0, 1],
+    "resources": {"cpu": 1, "gpu": 0},
+    "failure": {"max_retries": 1},
+    "storage": "runs/sweeps",
+    "aim": {"repo": "runs/aim", "experiment": "unit"},
+}
+
+
+def good() -> dict[str, Any]:
+    return copy.deepcopy(GOOD)
+
+
+def write_spec(path: Path, data: dict[str, Any]) -> str:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
