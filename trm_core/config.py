@@ -60,11 +60,15 @@ class ModelConfig:
     n_heads: int = 8
     """Attention heads (token_mixer=attention only)."""
     expansion: float = 4.0
-    """SwiGLU hidden = round up(expansion * 2/3 * width, 256)."""
+    """SwiGLU hidden = round up(expansion * 2/3 * width, swiglu_multiple)."""
+    swiglu_multiple: int = 256
+    """Round SwiGLU hidden sizes up to a multiple of this (TRM: 256; small CPU models: less)."""
     prefix_len: int = 16
     """Zero-initialised puzzle-prefix slots prepended to the cells; the halt head reads slot 0."""
     norm_eps: float = 1e-5
     rope_theta: float = 10000.0
+    vocab_size: int = 0
+    """Token vocabulary; 0: take it from the dataset (sudoku: board_size + 2, maze: 6)."""
 
 
 @dataclass
@@ -80,7 +84,11 @@ class RecursionConfig:
     halt_exploration_prob: float = 0.1
     """With this probability a row gets a random minimum of 2..N_sup steps before it may halt."""
     latent_init: str = "fixed"
-    """How z_H and z_L start: a name in trm_core.model.LATENT_INITS."""
+    """How z_H and z_L start: a name in trm_core.model.latents.LATENT_INITS."""
+    update: str = "plain"
+    """How a latent takes f's output: a name in trm_core.model.trm.RECURSION_UPDATES."""
+    depth_schedule: str = "constant"
+    """(n, T, N_sup) per training step: a name in trm_core.train.schedules.DEPTH_SCHEDULES."""
 
 
 @dataclass
@@ -90,6 +98,8 @@ class LossConfig:
     label_smoothing: float = 0.0
     halt_weight: float = 0.5
     """Weight of BCE(q_halt, exact-correct-now)."""
+    step_weighting: str = "uniform"
+    """Weight of each supervision step's loss: a name in trm_core.train.loss.STEP_WEIGHTINGS."""
 
 
 @dataclass
@@ -107,7 +117,7 @@ class OptimConfig:
     grad_clip: float = 0.0
     """Max global gradient norm; 0 disables clipping."""
     ema_decay: float = 0.999
-    """EMA of the weights used for evaluation; 0 disables."""
+    """EMA of the weights used for evaluation; 0 disables. Warmed up: min(decay, (1+t)/(10+t))."""
 
 
 @dataclass
@@ -124,10 +134,17 @@ class TrainConfig:
     """0: same as batch_size."""
     time_budget_s: float = 0.0
     """Stop (after a final evaluation) once this many seconds have passed; 0: no limit."""
+    target_exact_acc: float = 0.0
+    """Stop after an evaluation whose eval/exact_acc reaches this; 0: never."""
     dtype: str = "auto"
     """auto (bfloat16 autocast on CUDA, float32 elsewhere) | float32 | bfloat16."""
     compile: bool = False
     """torch.compile the model."""
+    cpu_threads: int = 0
+    """torch threads on CPU; 0: $OMP_NUM_THREADS if set, else the idle cores (cores minus the load
+    average, at least 1): on a busy machine small models run several times faster with 1 thread."""
+    keep_checkpoints: int = 2
+    """Checkpoint directories kept under out_dir/checkpoints (the newest ones); 0: all."""
 
 
 @dataclass
@@ -160,67 +177,76 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model.n_layers": 1,
         "model.prefix_len": 0,
     },
+    # CPU presets, tuned on a shared 2-core CPU (benchmarks/learning_check.py): small widths with
+    # SwiGLU widths rounded to 16 (not 256), n = T = 2, AdamW at 3e-3 and a short EMA.
     "sudoku4_tiny": {
         "name": "sudoku4_tiny",
         "data.board_size": 4,
         "data.n_train": 1000,
         "data.n_test": 500,
         "model.hidden_size": 64,
+        "model.swiglu_multiple": 16,
         "model.prefix_len": 1,
         "recursion.n_inner": 2,
         "recursion.n_outer": 2,
         "recursion.n_supervision": 4,
         "loss.kind": "softmax",
         "optim.name": "adamw",
-        "optim.lr": 1e-3,
+        "optim.lr": 3e-3,
         "optim.weight_decay": 0.1,
-        "optim.warmup_steps": 50,
-        "optim.ema_decay": 0.0,
+        "optim.warmup_steps": 30,
+        "optim.ema_decay": 0.99,
         "train.steps": 1000,
         "train.batch_size": 64,
-        "train.eval_interval": 250,
-        "train.log_interval": 50,
+        "train.eval_interval": 100,
+        "train.log_interval": 25,
     },
     "sudoku6_small": {
         "name": "sudoku6_small",
         "data.board_size": 6,
         "data.n_train": 2000,
         "data.n_test": 500,
-        "model.hidden_size": 128,
+        "model.hidden_size": 64,
+        "model.swiglu_multiple": 16,
         "model.prefix_len": 1,
-        "recursion.n_inner": 3,
+        "recursion.n_inner": 2,
         "recursion.n_outer": 2,
         "recursion.n_supervision": 8,
         "loss.kind": "softmax",
         "optim.name": "adamw",
-        "optim.lr": 1e-3,
+        "optim.lr": 3e-3,
         "optim.weight_decay": 0.1,
-        "optim.warmup_steps": 100,
-        "optim.ema_decay": 0.0,
+        "optim.warmup_steps": 50,
+        "optim.ema_decay": 0.99,
         "train.steps": 3000,
-        "train.batch_size": 128,
-        "train.eval_interval": 500,
+        "train.batch_size": 64,
+        "train.eval_interval": 200,
+        "train.eval_batch_size": 256,
         "train.log_interval": 50,
     },
+    # 9x9 on a CPU: same recipe, wider; no time target (it needs far more than 10 CPU minutes)
     "sudoku9_small": {
         "name": "sudoku9_small",
         "data.board_size": 9,
         "data.n_train": 1000,
         "data.n_test": 500,
-        "model.hidden_size": 128,
+        "model.hidden_size": 96,
+        "model.swiglu_multiple": 16,
         "model.prefix_len": 1,
-        "recursion.n_inner": 3,
+        "recursion.n_inner": 2,
         "recursion.n_outer": 2,
         "recursion.n_supervision": 8,
         "loss.kind": "softmax",
         "optim.name": "adamw",
-        "optim.lr": 1e-3,
+        "optim.lr": 3e-3,
         "optim.weight_decay": 0.1,
-        "optim.warmup_steps": 100,
-        "optim.ema_decay": 0.0,
-        "train.steps": 3000,
-        "train.batch_size": 128,
-        "train.eval_interval": 500,
+        "optim.warmup_steps": 50,
+        "optim.ema_decay": 0.99,
+        "train.steps": 20000,
+        "train.batch_size": 64,
+        "train.eval_interval": 250,
+        "train.eval_batch_size": 256,
+        "train.log_interval": 50,
     },
 }
 
@@ -394,6 +420,65 @@ def load_config(source: str | None = None, overrides: Sequence[str] = ()) -> TRM
     for text in overrides:
         key, value = parse_override(text)
         set_value(cfg, key, value, source="--set")
+    return validate(cfg)
+
+
+def _choice(key: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ConfigError(
+            f"{key} must be one of {', '.join(choices)}, but got '{value}'{_did_you_mean(value, choices)}"
+        )
+
+
+def validate(cfg: TRMConfig) -> TRMConfig:
+    """Check the relations between values (one place, right after parsing); return cfg unchanged.
+
+    Registry names (optim.name, recursion.latent_init, ...) are checked where the registries live,
+    when the trainer builds its pieces.
+    """
+    m, r, o, t = cfg.model, cfg.recursion, cfg.optim, cfg.train
+    positive = {
+        "model.hidden_size": m.hidden_size, "model.n_layers": m.n_layers, "model.n_heads": m.n_heads,
+        "model.swiglu_multiple": m.swiglu_multiple, "model.expansion": m.expansion,
+        "model.norm_eps": m.norm_eps, "recursion.n_inner": r.n_inner, "recursion.n_outer": r.n_outer,
+        "recursion.n_supervision": r.n_supervision, "optim.lr": o.lr, "train.steps": t.steps,
+        "train.batch_size": t.batch_size, "train.eval_interval": t.eval_interval,
+        "train.log_interval": t.log_interval, "data.board_size": cfg.data.board_size,
+    }
+    for key, value in positive.items():
+        if not value > 0:
+            raise ConfigError(f"{key} > 0 must hold, but got {key}={value}")
+    non_negative = {
+        "model.prefix_len": m.prefix_len, "model.vocab_size": m.vocab_size, "optim.weight_decay": o.weight_decay,
+        "optim.warmup_steps": o.warmup_steps, "optim.grad_clip": o.grad_clip, "loss.halt_weight": cfg.loss.halt_weight,
+        "train.eval_max_puzzles": t.eval_max_puzzles, "train.eval_batch_size": t.eval_batch_size,
+        "train.time_budget_s": t.time_budget_s, "train.keep_checkpoints": t.keep_checkpoints,
+        "train.cpu_threads": t.cpu_threads,
+    }
+    for key, value in non_negative.items():
+        if value < 0:
+            raise ConfigError(f"{key} >= 0 must hold, but got {key}={value}")
+    unit = {
+        "optim.beta1": o.beta1, "optim.beta2": o.beta2, "optim.ema_decay": o.ema_decay,
+        "optim.min_lr_ratio": o.min_lr_ratio, "train.target_exact_acc": t.target_exact_acc, "recursion.halt_exploration_prob": r.halt_exploration_prob,
+    }
+    for key, value in unit.items():
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"0 <= {key} <= 1 must hold, but got {key}={value}")
+    if not 0.0 <= cfg.loss.label_smoothing < 1.0:
+        raise ConfigError(f"0 <= loss.label_smoothing < 1 must hold, but got {cfg.loss.label_smoothing}")
+    _choice("model.token_mixer", m.token_mixer, ["mlp", "attention"])
+    _choice("loss.kind", cfg.loss.kind, ["softmax", "stablemax"])
+    _choice("optim.schedule", o.schedule, ["constant", "cosine"])
+    _choice("train.dtype", t.dtype, ["auto", "float32", "bfloat16"])
+    _choice("data.task", cfg.data.task, ["sudoku", "sudoku-extreme", "maze"])
+    if m.token_mixer == "attention":
+        if m.hidden_size % m.n_heads != 0:
+            raise ConfigError(
+                f"model.hidden_size % model.n_heads == 0 must hold, but got {m.hidden_size} % {m.n_heads}"
+            )
+        if (m.hidden_size // m.n_heads) % 2 != 0:
+            raise ConfigError(f"an even head size (RoPE) must hold, but got {m.hidden_size // m.n_heads}")
     return cfg
 
 

@@ -1,0 +1,87 @@
+"""The config tree: presets, precedence, unknown keys, wrong types, derived-value checks."""
+
+import pytest
+
+from trm_core.config import (PRESETS, TRMConfig, field_types, from_dict, get_value, load_config, set_value,
+                             to_dict, to_flat_dict, validate)
+from trm_core.errors import ConfigError
+from trm_core.model import build_model
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_load_and_validate(name):
+    cfg = load_config(name)
+    assert cfg.name == name
+    assert validate(cfg) is cfg
+
+
+@pytest.mark.parametrize("prefix_len, expected", [(16, 5.03e6), (0, 4.86e6)])
+def test_paper_recipe_parameter_count(prefix_len, expected):
+    cfg = load_config("sudoku_extreme_trm", [f"model.prefix_len={prefix_len}"])
+    n = build_model(cfg).n_params()
+    assert abs(n - expected) / expected < 0.01, n
+
+
+def test_paper_recipe_values():
+    cfg = load_config("sudoku_extreme_trm")
+    assert (cfg.model.hidden_size, cfg.model.n_layers, cfg.model.token_mixer) == (512, 2, "mlp")
+    assert (cfg.recursion.n_inner, cfg.recursion.n_outer, cfg.recursion.n_supervision) == (6, 3, 16)
+    assert (cfg.optim.name, cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.ema_decay) == ("adam_atan2", 1e-4, 1.0, 0.999)
+    assert cfg.train.batch_size == 768
+
+
+def test_precedence_set_over_yaml_over_preset(tmp_path):
+    f = tmp_path / "run.yaml"
+    f.write_text("preset: sudoku4_tiny\noptim:\n  lr: 0.002\ntrain.batch_size: 32\n")
+    cfg = load_config(str(f), ["optim.lr=3e-4"])
+    assert cfg.optim.lr == 3e-4  # --set wins
+    assert cfg.train.batch_size == 32  # YAML over the preset
+    assert cfg.model.hidden_size == PRESETS["sudoku4_tiny"]["model.hidden_size"]  # preset over defaults
+
+
+def test_unknown_key_says_did_you_mean(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown config key 'optim.lrr'.*did you mean 'optim.lr'"):
+        load_config("sudoku4_tiny", ["optim.lrr=1"])
+    f = tmp_path / "bad.yaml"
+    f.write_text("model:\n  hiden_size: 64\n")
+    with pytest.raises(ConfigError, match="did you mean 'model.hidden_size'"):
+        load_config(str(f))
+
+
+def test_wrong_type_is_rejected():
+    with pytest.raises(ConfigError, match="train.steps must be int"):
+        load_config("sudoku4_tiny", ["train.steps=abc"])
+    with pytest.raises(ConfigError, match="train.compile must be bool"):
+        load_config("sudoku4_tiny", ["train.compile=3"])
+
+
+def test_unknown_preset():
+    with pytest.raises(ConfigError, match="did you mean 'sudoku4_tiny'"):
+        load_config("sudoku4_tiny_")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("recursion.n_supervision=0", "recursion.n_supervision > 0 must hold, but got"),
+    ("optim.lr=-1", "optim.lr > 0 must hold"),
+    ("optim.beta2=1.5", "0 <= optim.beta2 <= 1 must hold"),
+    ("loss.kind=sparsemax", "loss.kind must be one of softmax, stablemax, but got 'sparsemax'"),
+])
+def test_validate_derived_values(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("sudoku4_tiny", [override])
+
+
+def test_heads_must_divide_hidden():
+    with pytest.raises(ConfigError, match=r"model.hidden_size % model.n_heads == 0 must hold, but got 128 % 3"):
+        load_config("maze_unique", ["model.n_heads=3"])
+
+
+def test_round_trip_and_field_types():
+    cfg = load_config("sudoku6_small", ["optim.lr=5e-4"])
+    assert from_dict(to_dict(cfg)) == cfg
+    assert from_dict(to_flat_dict(cfg)) == cfg
+    types = field_types()
+    assert types["optim.lr"] is float and types["train.compile"] is bool
+    set_value(cfg, "train.steps", 7)
+    assert get_value(cfg, "train.steps") == 7
+    assert TRMConfig() == from_dict({})

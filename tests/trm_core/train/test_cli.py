@@ -1,0 +1,89 @@
+"""The real command lines with tiny budgets: train, eval, bench; bad input is one line and exit 2."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from trm_core.cli import main
+from trm_core.errors import run_cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+TINY = ["data.n_train=100", "data.n_test=16", "model.hidden_size=32", "train.batch_size=8", "train.steps=4",
+        "train.eval_interval=2", "train.log_interval=2", "recursion.n_supervision=2", "train.cpu_threads=1"]
+
+
+def run(*args, timeout=120):
+    env = {**os.environ, "PYTHONPATH": ROOT, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "trm_core", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli_run")
+    result = run("train", "sudoku4_tiny", "--set", *TINY, "--out", str(out), "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_train_writes_run_files(trained):
+    out, result = trained
+    final = json.loads(result.stdout.strip().splitlines()[-1])
+    assert final["step"] == 4
+    assert json.loads((out / "final.json").read_text())["step"] == 4
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if "eval/exact_acc" in x] == [2, 4]
+    assert (out / "config.yaml").exists()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_00000002", "step_00000004"]
+
+
+def test_eval_and_resume_from_a_checkpoint(trained, tmp_path):
+    out, _ = trained
+    ckpt = out / "checkpoints" / "step_00000004"
+    result = run("eval", str(ckpt), "--set", "train.eval_max_puzzles=8")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert metrics["step"] == 4 and metrics["eval/n_puzzles"] == 8 and 0 <= metrics["eval/cell_acc"] <= 1
+    more = run("train", "sudoku4_tiny", "--set", *TINY, "train.steps=6", "--out", str(tmp_path), "--resume", str(ckpt))
+    assert more.returncode == 0, more.stderr
+    assert json.loads((tmp_path / "final.json").read_text())["step"] == 6
+
+
+def test_bench_prints_table_and_json():
+    result = run("bench", "train", "--preset", "sudoku4_tiny", "--set", "train.batch_size=8", "--steps", "2",
+                 "--warmup", "1", "--variants", "eager_fp32,eager_bf16")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["results"]["eager_fp32"]["puzzle_steps_per_s"] > 0
+    assert "skipped" in summary["results"]["eager_bf16"]
+    assert summary["n_params"] > 0 and summary["flops_per_puzzle_step"] > 0
+    assert "puzzle-steps/s" in result.stdout
+
+
+def test_bad_flag_is_one_line_exit_2_in_a_real_process():
+    result = run("train", "sudoku4_tiny", "--out", "x", "--bogus")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "unrecognized arguments: --bogus" in lines[0]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "sudoku4_tiny", "--out", "x", "--set", "optim.lrr=1"], "did you mean 'optim.lr'"),
+    (["train", "sudoku4_tiny", "--out", "x", "--set", "train.steps=abc"], "train.steps must be int"),
+    (["train", "nope_preset", "--out", "x"], "neither a preset"),
+    (["train", "sudoku4_tiny", "--out", "x", "--device", "tpu"], "device must be auto, cpu"),
+    (["eval", "/nonexistent/ckpt"], "not found"),
+    (["bench", "train", "--preset", "sudoku4_tiny", "--variants", "fast"], "--variants must be from"),
+])
+def test_bad_input_is_one_line_exit_2(args, message, capsys):
+    # in-process (same code path as `python -m trm_core`, minus the interpreter start)
+    try:
+        code = run_cli(main, args)
+    except SystemExit as exc:  # argparse errors exit directly
+        code = exc.code
+    assert code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines

@@ -1,0 +1,89 @@
+"""Adam-atan2 against its definition, the lr schedule, EMA, optimiser recipes."""
+
+import math
+
+import pytest
+import torch
+
+from trm_core.config import OptimConfig, load_config
+from trm_core.errors import ConfigError
+from trm_core.model import build_model
+from trm_core.train.optim import EMA, OPTIMIZERS, AdamAtan2, lr_factor
+
+
+def reference_adam_atan2(p, grads, lr, beta1, beta2, wd):
+    """The definition, step by step in float64."""
+    p = p.double().clone()
+    m, v = torch.zeros_like(p), torch.zeros_like(p)
+    for t, g in enumerate(grads, start=1):
+        g = g.double()
+        p = p * (1 - lr * wd)
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        p = p - lr * torch.atan2(m / (1 - beta1**t), torch.sqrt(v / (1 - beta2**t)))
+    return p
+
+
+def test_adam_atan2_matches_definition():
+    torch.manual_seed(0)
+    p0 = torch.randn(5, 7)
+    grads = [torch.randn(5, 7) * 10 ** torch.empty(1).uniform_(-4, 1) for _ in range(25)]
+    param = torch.nn.Parameter(p0.clone())
+    opt = AdamAtan2([param], lr=3e-3, betas=(0.9, 0.95), weight_decay=0.1)
+    for g in grads:
+        param.grad = g.clone()
+        opt.step()
+    expected = reference_adam_atan2(p0, grads, 3e-3, 0.9, 0.95, 0.1)
+    assert torch.allclose(param.detach().double(), expected, atol=1e-6)
+
+
+def test_adam_atan2_step_is_bounded_and_scale_invariant():
+    # atan2 bounds every coordinate's step by lr * pi/2 and ignores the gradient's scale
+    for scale in (1e-12, 1.0, 1e12):
+        param = torch.nn.Parameter(torch.zeros(4))
+        opt = AdamAtan2([param], lr=0.1, weight_decay=0.0)
+        param.grad = torch.tensor([1.0, -2.0, 0.5, 3.0]) * scale
+        opt.step()
+        assert param.detach().abs().max() <= 0.1 * math.pi / 2
+        assert torch.allclose(param.detach(), torch.full((4,), -0.1 * math.pi / 4) * torch.tensor([1, -1, 1, 1]))
+
+
+def test_lr_schedule():
+    cfg = OptimConfig(lr=1.0, warmup_steps=10, schedule="constant")
+    assert lr_factor(0, cfg, 100) == pytest.approx(0.1)
+    assert lr_factor(9, cfg, 100) == 1.0 and lr_factor(99, cfg, 100) == 1.0
+    cos = OptimConfig(lr=1.0, warmup_steps=0, schedule="cosine", min_lr_ratio=0.1)
+    assert lr_factor(0, cos, 100) == pytest.approx(1.0)
+    assert lr_factor(50, cos, 100) == pytest.approx(0.55)
+    assert lr_factor(100, cos, 100) == pytest.approx(0.1)
+
+
+def test_ema_tracks_weights():
+    model = torch.nn.Linear(3, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    ema = EMA(model, decay=0.5)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update(model)  # warm-up decay min(0.5, 1/10) = 0.1
+    assert torch.allclose(ema.model.weight, torch.full((1, 3), 0.9))
+    for _ in range(30):
+        ema.update(model)  # decay 0.5 now
+    assert torch.allclose(ema.model.weight, torch.ones(1, 3), atol=1e-6)
+    restored = EMA(model, 0.5)
+    restored.load_state_dict(ema.state_dict())
+    assert restored.updates == 31 and torch.equal(restored.model.weight, ema.model.weight)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS.names())
+def test_every_recipe_covers_every_parameter_once(name):
+    cfg = load_config("sudoku4_tiny", [f"optim.name={name}"])
+    model = build_model(cfg)
+    opt = OPTIMIZERS.get(name)(model, cfg.optim)
+    ids = [id(p) for g in opt.param_groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())
+    assert all("base_lr" in g for g in opt.param_groups)
+
+
+def test_unknown_recipe():
+    with pytest.raises(ConfigError, match="did you mean 'adamw'"):
+        OPTIMIZERS.get("adamww")

@@ -1,0 +1,138 @@
+"""The pieces of one TRM block: RMSNorm (no weights), SwiGLU, the two token mixers, RoPE.
+
+A block is post-norm (TRM): `x = norm(x + mix_tokens(x)); x = norm(x + swiglu(x))`. The token mixer
+is either a SwiGLU over the sequence axis (MLP-Mixer, TRM's `mlp_t`) or non-causal attention with
+rotary position embeddings. Shapes: (batch, seq, width) throughout.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def swiglu_width(width: int, expansion: float, multiple: int = 256) -> int:
+    """SwiGLU hidden size as in TRM: round up(round(expansion * 2/3 * width), multiple)."""
+    hidden = round(expansion * width * 2 / 3)
+    return -(-hidden // multiple) * multiple
+
+
+def lecun_linear(d_in: int, d_out: int, bias: bool = False) -> nn.Linear:
+    """Linear layer with truncated-normal LeCun init (std 1/sqrt(fan_in)), as TRM's CastedLinear."""
+    layer = nn.Linear(d_in, d_out, bias=bias)
+    std = 1.0 / math.sqrt(d_in)
+    nn.init.trunc_normal_(layer.weight, std=std, a=-2 * std, b=2 * std)
+    if bias:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+def rms_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
+    # RMSNorm without an affine weight, computed in float32 and cast back
+    return F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype)
+
+
+class SwiGLU(nn.Module):
+    """`down(silu(g) * v)` with `[g, v] = up(x)`, over the last axis of size `width`."""
+
+    def __init__(self, width: int, expansion: float, multiple: int = 256):
+        super().__init__()
+        self.hidden = swiglu_width(width, expansion, multiple)
+        self.gate_up = lecun_linear(width, 2 * self.hidden)
+        self.down = lecun_linear(self.hidden, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, value = self.gate_up(x).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * value)
+
+    def flops(self, n_rows: int) -> int:
+        """Multiply-adds x 2 for `n_rows` vectors of size `width`."""
+        return 2 * n_rows * (self.gate_up.weight.numel() + self.down.weight.numel())
+
+
+def rope_tables(seq_len: int, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of shape (seq_len, head_dim), halves repeated (rotate-half convention)."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    angles = torch.outer(torch.arange(seq_len, dtype=torch.float32), inv_freq)
+    angles = torch.cat([angles, angles], dim=-1)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    # x: (batch, heads, seq, head_dim); rotate each (first-half, second-half) pair
+    x1, x2 = x.chunk(2, dim=-1)
+    rotated = torch.cat([-x2, x1], dim=-1)
+    return (x * cos + rotated * sin).to(x.dtype)
+
+
+class Attention(nn.Module):
+    """Non-causal multi-head self-attention with RoPE (TRM's attention variant)."""
+
+    def __init__(self, width: int, n_heads: int, seq_len: int, rope_theta: float):
+        super().__init__()
+        self.n_heads, self.head_dim, self.seq_len = n_heads, width // n_heads, seq_len
+        self.qkv = lecun_linear(width, 3 * width)
+        self.out = lecun_linear(width, width)
+        cos, sin = rope_tables(seq_len, self.head_dim, rope_theta)
+        # derived from the config, so left out of checkpoints
+        self.register_buffer("cos", cos, persistent=False)
+        self.register_buffer("sin", sin, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, d = x.shape
+        q, k, v = self.qkv(x).view(b, s, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        cos, sin = self.cos.to(q.dtype), self.sin.to(q.dtype)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=False)
+        return self.out(y.transpose(1, 2).reshape(b, s, d))
+
+    def flops(self, n_rows: int) -> int:
+        d = self.n_heads * self.head_dim
+        projections = 2 * n_rows * self.seq_len * (self.qkv.weight.numel() + self.out.weight.numel())
+        scores_and_mix = 2 * 2 * n_rows * self.seq_len * self.seq_len * d
+        return projections + scores_and_mix
+
+
+class TokenMLP(nn.Module):
+    """MLP-Mixer token mixing: a SwiGLU over the sequence axis, shared by all channels."""
+
+    def __init__(self, seq_len: int, expansion: float, multiple: int):
+        super().__init__()
+        self.seq_len = seq_len
+        self.mlp = SwiGLU(seq_len, expansion, multiple)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(x.transpose(1, 2)).transpose(1, 2)
+
+    def flops(self, n_rows: int) -> int:
+        # one sequence-length vector per channel; the caller's rows are puzzles, so scale by width
+        return self.mlp.flops(n_rows)
+
+
+class Block(nn.Module):
+    """Post-norm block: token mixer then channel SwiGLU, each a residual followed by RMSNorm."""
+
+    def __init__(self, width: int, seq_len: int, token_mixer: str, n_heads: int, expansion: float,
+                 norm_eps: float, rope_theta: float, multiple: int = 256):
+        super().__init__()
+        self.width, self.seq_len, self.norm_eps = width, seq_len, norm_eps
+        if token_mixer == "mlp":
+            self.mixer: nn.Module = TokenMLP(seq_len, expansion, multiple)
+        else:
+            self.mixer = Attention(width, n_heads, seq_len, rope_theta)
+        self.mlp = SwiGLU(width, expansion, multiple)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = rms_norm(x + self.mixer(x), self.norm_eps)
+        return rms_norm(x + self.mlp(x), self.norm_eps)
+
+    def flops(self) -> int:
+        """Matmul FLOPs of one block call on one puzzle."""
+        if isinstance(self.mixer, TokenMLP):
+            mixer = self.mixer.flops(self.width)
+        else:
+            mixer = self.mixer.flops(1)
+        return mixer + self.mlp.flops(self.seq_len)

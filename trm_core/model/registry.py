@@ -1,0 +1,51 @@
+"""A tiny name -> function registry: YAML names a piece with a snake_case string.
+
+Every seam of the trainer (latent initialisers, recursion updates, depth schedules, supervision
+weightings, optimiser recipes) is one `Registry`; each entry has the signature its registry states.
+An unknown name is a ConfigError listing the known names, with a "did you mean".
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Callable, Generic, TypeVar
+
+from trm_core.errors import ConfigError
+
+F = TypeVar("F", bound=Callable)
+
+
+class Registry(Generic[F]):
+    def __init__(self, kind: str, config_key: str):
+        self.kind = kind
+        """What the entries are, for error messages ("latent initialiser")."""
+        self.config_key = config_key
+        """The config key that names an entry ("recursion.latent_init")."""
+        self._entries: dict[str, F] = {}
+
+    def register(self, name: str) -> Callable[[F], F]:
+        """Decorator: `@LATENT_INITS.register("fixed")`."""
+
+        def add(fn: F) -> F:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} '{name}' is already registered")
+            self._entries[name] = fn
+            return fn
+
+        return add
+
+    def get(self, name: str) -> F:
+        if name not in self._entries:
+            close = difflib.get_close_matches(name, list(self._entries), n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(
+                f"{self.config_key} must name a {self.kind} ({', '.join(sorted(self._entries))}), "
+                f"but got '{name}'{hint}"
+            )
+        return self._entries[name]
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries

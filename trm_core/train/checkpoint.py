@@ -1,0 +1,93 @@
+"""Checkpoints: one directory per save, holding `checkpoint.pt` (tensors and plain containers only,
+so it loads with `torch.load(weights_only=True)`).
+
+Contents: step, elapsed seconds, resolved config, model, optimiser, EMA, the ACT batch (carry,
+puzzles, step counts), the TrainStream state and every RNG (torch, numpy, python, exploration), so a
+resumed run continues exactly. Writes are atomic: a temp directory renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trm_core.errors import UserError
+
+FORMAT = "trm_core.checkpoint/1"
+FILENAME = "checkpoint.pt"
+
+
+def rng_state(explore: torch.Generator) -> dict[str, Any]:
+    """Every random source as tensors and primitives."""
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, py_state, py_gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+                  "gauss": float(gauss)},
+        "python": {"version": version, "state": list(py_state), "gauss": py_gauss},
+        "explore": explore.get_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any], explore: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
+    explore.set_state(state["explore"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(payload: dict[str, Any], root: str | os.PathLike, step: int, keep: int) -> Path:
+    """Write `payload` to root/step_{step:08d}/checkpoint.pt atomically; keep the newest `keep` dirs."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{step:08d}"
+    tmp = root / f".tmp_step_{step:08d}_{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    torch.save({"format": FORMAT, **payload}, tmp / FILENAME)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    if keep > 0:
+        for old in sorted(root.glob("step_*"))[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def describe(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line (torch's state-dict errors span several), truncated."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def checkpoint_file(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    return p / FILENAME if p.is_dir() else p
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint directory (or its checkpoint.pt) onto the CPU; one-line UserError if unusable."""
+    f = checkpoint_file(path)
+    if not f.is_file():
+        raise UserError(f"checkpoint {path} not found (expected a checkpoint directory or its {FILENAME})")
+    try:
+        data = torch.load(f, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file: torch raises many kinds
+        raise UserError(f"checkpoint {f} cannot be read (corrupt or not a trm_core checkpoint): {describe(exc, 200)}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise UserError(f"checkpoint {f} is not a {FORMAT} checkpoint")
+    return data
