@@ -76,13 +76,6 @@ def set_threads(cpu: float) -> int:
     return threads
 
 
-def _train_fn():
-    # The public trm_core.train wrapper takes no resume_from yet; the loop's function does.
-    from trm_core.train.loop import train
-
-    return train
-
-
 def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     """The function Ray runs per trial (wrapped with tune.with_parameters and with_resources)."""
     os.environ.setdefault("TQDM_DISABLE", "1")  # the trainer's bar would interleave across trials
@@ -90,7 +83,8 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     cfg = info["cfg"]
     cfg.device = pick_device(setup.gpu)
     set_threads(setup.cpu)
-    train = _train_fn()
+    from trm_core.train import train
+
     # The trial's own directory (actors are reused across trials, so not the process's cwd).
     out_dir = os.path.join(tune.get_context().get_trial_dir(), "trainer")
 

@@ -32,17 +32,17 @@ def resolve_device(name: str) -> torch.device:
 
 
 def set_cpu_threads(device: torch.device, threads: int = 0) -> int:
-    """Torch threads on CPU: `threads` if > 0, else $OMP_NUM_THREADS if set, else the idle cores.
+    """Torch threads on CPU: `threads` if > 0, else $OMP_NUM_THREADS if set, else every usable core.
 
-    Idle cores = cores minus the 1-minute load average (at least 1), read once at start: on a shared
-    machine, threads that wait on busy cores make small models several times slower than one thread.
+    The default does not depend on the machine's load, so a run is reproducible. On a shared
+    machine, pin it (`train.cpu_threads=1` or OMP_NUM_THREADS=1): threads waiting on busy cores make
+    small models several times slower than one thread. Sweep trials get their Ray CPU count.
     """
     if device.type != "cpu":
         return torch.get_num_threads()
-    cores = len(os.sched_getaffinity(0))
     env = os.environ.get("OMP_NUM_THREADS", "")
     if threads <= 0:
-        threads = int(env) if env.isdigit() and int(env) > 0 else max(1, min(cores, round(cores - os.getloadavg()[0])))
+        threads = int(env) if env.isdigit() and int(env) > 0 else len(os.sched_getaffinity(0))
     torch.set_num_threads(threads)
     return threads
 
