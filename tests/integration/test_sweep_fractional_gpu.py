@@ -7,7 +7,6 @@ the CPU; what is checked is Ray's packing, through the start/end times the sweep
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -18,20 +17,6 @@ from sweeper.cli import main
 from sweeper.spec import load_spec
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def ray_one_logical_gpu():
-    import ray
-
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 def test_quarter_gpu_runs_four_trials_concurrently(ray_one_logical_gpu, tmp_path):
