@@ -7,7 +7,6 @@ the CPU; what is checked is Ray's packing, through the start/end times the sweep
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
