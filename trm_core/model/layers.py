@@ -1,6 +1,7 @@
 """The pieces of one TRM block: RMSNorm (no weights), SwiGLU, the two token mixers, RoPE.
 
-A block is post-norm (TRM): `x = norm(x + mix_tokens(x)); x = norm(x + swiglu(x))`. The token mixer
+A block is post-norm (TRM): `x = norm(x + mix_tokens(x)); x = norm(x + swiglu(x))`; with the
+MLP-Mixer, the first norm runs over the sequence axis, as in TRM's code. The token mixer
 is either a SwiGLU over the sequence axis (MLP-Mixer, TRM's `mlp_t`) or non-causal attention with
 rotary position embeddings. Shapes: (batch, seq, width) throughout.
 """
@@ -20,11 +21,22 @@ def swiglu_width(width: int, expansion: float, multiple: int = 256) -> int:
     return -(-hidden // multiple) * multiple
 
 
+def trunc_normal_init_(tensor: torch.Tensor, std: float, bound: float = 2.0) -> torch.Tensor:
+    """Truncated normal whose *realised* std is `std` (TRM's init, JAX-style).
+
+    A normal cut at +-2 sigma has std 0.88 sigma; TRM widens sigma to make up for it, then cuts at
+    +-bound sigma. Plain `nn.init.trunc_normal_(std=s)` would give weights 12% too small.
+    """
+    pdf = math.exp(-bound * bound / 2) / math.sqrt(2 * math.pi)
+    mass = math.erf(bound / math.sqrt(2))  # P(-bound < N(0,1) < bound)
+    sigma = std / math.sqrt(1 - 2 * bound * pdf / mass)
+    return nn.init.trunc_normal_(tensor, std=sigma, a=-bound * sigma, b=bound * sigma)
+
+
 def lecun_linear(d_in: int, d_out: int, bias: bool = False) -> nn.Linear:
     """Linear layer with truncated-normal LeCun init (std 1/sqrt(fan_in)), as TRM's CastedLinear."""
     layer = nn.Linear(d_in, d_out, bias=bias)
-    std = 1.0 / math.sqrt(d_in)
-    nn.init.trunc_normal_(layer.weight, std=std, a=-2 * std, b=2 * std)
+    trunc_normal_init_(layer.weight, std=1.0 / math.sqrt(d_in))
     if bias:
         nn.init.zeros_(layer.bias)
     return layer
@@ -126,7 +138,13 @@ class Block(nn.Module):
         self.mlp = SwiGLU(width, expansion, multiple)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = rms_norm(x + self.mixer(x), self.norm_eps)
+        if isinstance(self.mixer, TokenMLP):
+            # TRM's mlp_t: residual and RMSNorm in the (batch, width, seq) layout, so this norm runs
+            # over the sequence axis, not over the channels
+            xt = x.transpose(1, 2)
+            x = rms_norm(xt + self.mixer.mlp(xt), self.norm_eps).transpose(1, 2)
+        else:
+            x = rms_norm(x + self.mixer(x), self.norm_eps)
         return rms_norm(x + self.mlp(x), self.norm_eps)
 
     def flops(self) -> int:

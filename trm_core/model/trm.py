@@ -21,7 +21,7 @@ from torch import nn
 from trm_core.config import DataConfig, RecursionConfig, TRMConfig
 from trm_core.errors import ConfigError
 from trm_core.model.latents import LATENT_INITS, Carry
-from trm_core.model.layers import Block, lecun_linear
+from trm_core.model.layers import Block, lecun_linear, trunc_normal_init_
 from trm_core.model.registry import Registry
 
 Update = Callable[[torch.Tensor, torch.Tensor, RecursionConfig], torch.Tensor]
@@ -47,8 +47,7 @@ class TRM(nn.Module):
         # token embedding with std 1/sqrt(d), scaled by sqrt(d) on the way in (TRM)
         self.embed_scale = math.sqrt(self.width)
         self.embed_tokens = nn.Embedding(vocab_size, self.width)
-        nn.init.trunc_normal_(self.embed_tokens.weight, std=1 / self.embed_scale, a=-2 / self.embed_scale,
-                              b=2 / self.embed_scale)
+        trunc_normal_init_(self.embed_tokens.weight, std=1 / self.embed_scale)
         # puzzle-prefix slots (TRM's puzzle embedding, one shared identifier), zero at start
         self.prefix = nn.Parameter(torch.zeros(m.prefix_len, self.width)) if m.prefix_len else None
         self.blocks = nn.ModuleList(
@@ -63,8 +62,8 @@ class TRM(nn.Module):
         nn.init.zeros_(self.q_head.weight)
         nn.init.constant_(self.q_head.bias, -5.0)
         # fixed initial latents (truncated normal, std 1), broadcast over positions
-        self.register_buffer("h_init", nn.init.trunc_normal_(torch.empty(self.width), std=1.0, a=-2.0, b=2.0))
-        self.register_buffer("l_init", nn.init.trunc_normal_(torch.empty(self.width), std=1.0, a=-2.0, b=2.0))
+        self.register_buffer("h_init", trunc_normal_init_(torch.empty(self.width), std=1.0))
+        self.register_buffer("l_init", trunc_normal_init_(torch.empty(self.width), std=1.0))
         self._compiled_f: Optional[Callable] = None
 
     # ---- the network f and the recursion -------------------------------------------------------

@@ -139,7 +139,7 @@ def train_step(s: Session, autocast) -> dict[str, torch.Tensor]:
     """One supervision step of the whole batch; returns detached per-step statistics."""
     cfg, batch = s.cfg, s.batch
     depth = DEPTH_SCHEDULES.get(cfg.recursion.depth_schedule)(cfg, s.step, cfg.train.steps)
-    batch.refill(s.model, s.stream, s.explore, depth.n_supervision, cfg.recursion.halt_exploration_prob)
+    batch.refill(s.model, s.stream, s.explore)
     lr = cfg.optim.lr * lr_factor(s.step, cfg.optim, cfg.train.steps)
     set_lr(s.optimizer, lr / cfg.optim.lr)
     with autocast():
@@ -153,7 +153,7 @@ def train_step(s: Session, autocast) -> dict[str, torch.Tensor]:
     s.optimizer.step()
     if s.ema is not None:
         s.ema.update(s.model)
-    batch.advance(q_halt.detach(), depth.n_supervision)
+    batch.advance(q_halt.detach(), depth.n_supervision, cfg.recursion.halt_exploration_prob, s.explore)
     s.step += 1
     halted = batch.halted
     return {

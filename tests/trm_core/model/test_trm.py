@@ -91,3 +91,25 @@ def test_flops_count_is_analytic():
     heads = 2 * (81 * 512 * 11 + 512 * 2)
     expected = 21 * f_call + heads + 2 * (7 * f_call + heads)
     assert model.flops_per_puzzle_step(6, 3) == expected
+
+
+def test_trunc_normal_init_has_the_asked_std():
+    # TRM's init: the realised std equals `std` (plain trunc_normal_ would give 0.88 std)
+    from trm_core.model.layers import trunc_normal_init_
+
+    t = trunc_normal_init_(torch.empty(200_000), std=0.5)
+    assert abs(t.std().item() - 0.5) < 0.005
+    assert t.abs().max().item() <= 2 * 0.5 / 0.8796 + 1e-6
+
+
+def test_mixer_block_norms_over_the_sequence_axis():
+    # TRM's mlp_t block: after the token mixer the residual is RMS-normed per channel over positions
+    from trm_core.model.layers import Block
+
+    block = Block(width=32, seq_len=12, token_mixer="mlp", n_heads=4, expansion=4.0, norm_eps=1e-5,
+                  rope_theta=10000.0, multiple=16)
+    captured = {}
+    block.mlp.register_forward_pre_hook(lambda mod, args: captured.setdefault("x", args[0]))
+    block(torch.randn(3, 12, 32))
+    rms_over_seq = captured["x"].pow(2).mean(dim=1).sqrt()
+    assert torch.allclose(rms_over_seq, torch.ones_like(rms_over_seq), atol=1e-3)

@@ -36,12 +36,12 @@ def test_refill_keeps_batch_full_and_resets_halted_rows():
     model = build_model(cfg)
     batch = ActBatch.empty(model, 6, torch.device("cpu"))
     stream, g = CountingStream(), torch.Generator().manual_seed(0)
-    assert batch.refill(model, stream, g, 4, 0.0) == 6
+    assert batch.refill(model, stream, g) == 6
     assert batch.inputs[:, 0].tolist() == [1, 2, 3, 4, 5, 6] and not batch.halted.any()
     batch.carry.z_h += 1.0  # pretend the rows made progress
-    batch.advance(torch.tensor([1.0, -1, -1, 2.0, -1, -1]), n_supervision=4)
+    batch.advance(torch.tensor([1.0, -1, -1, 2.0, -1, -1]), 4, 0.0, g)
     assert batch.halted.tolist() == [True, False, False, True, False, False]
-    assert batch.refill(model, stream, g, 4, 0.0) == 2
+    assert batch.refill(model, stream, g) == 2
     assert batch.inputs[:, 0].tolist() == [7, 2, 3, 8, 5, 6]
     assert batch.steps.tolist() == [0, 1, 1, 0, 1, 1]
     fresh = model.init_carry(6)
@@ -51,13 +51,33 @@ def test_refill_keeps_batch_full_and_resets_halted_rows():
 def test_halting_rules():
     cfg = load_config("sudoku4_tiny")
     model = build_model(cfg)
+    g = torch.Generator().manual_seed(0)
     batch = ActBatch.empty(model, 3, torch.device("cpu"))
-    batch.refill(model, CountingStream(), torch.Generator().manual_seed(0), 3, 0.0)
-    batch.min_steps = torch.tensor([0, 3, 0])
-    batch.advance(torch.tensor([1.0, 1.0, -1.0]), n_supervision=3)
-    # row 0 halts on q_halt > 0; row 1 must wait for its exploration minimum; row 2 goes on
-    assert batch.halted.tolist() == [True, False, False]
-    batch.advance(torch.tensor([1.0, 1.0, -1.0]), n_supervision=3)
-    batch.advance(torch.tensor([1.0, 1.0, -1.0]), n_supervision=3)
+    batch.refill(model, CountingStream(), g)
+    q = torch.tensor([1.0, 1.0, -1.0])
+    batch.advance(q, 3, 0.0, g)
+    # without exploration rows 0 and 1 halt on q_halt > 0; row 2 goes on
+    assert batch.halted.tolist() == [True, True, False]
+    batch.advance(q, 3, 0.0, g)
+    batch.advance(q, 3, 0.0, g)
     # at N_sup every row halts
     assert batch.halted.tolist() == [True, True, True]
+
+
+def test_exploration_is_redrawn_every_step():
+    # TRM: with p = 1 a row must have had U{2..N_sup} steps before it may halt on q_halt, redrawn
+    # each step; so no row halts at step 1, and at N_sup every row halts whatever was drawn.
+    cfg = load_config("sudoku4_tiny")
+    model = build_model(cfg)
+    g = torch.Generator().manual_seed(0)
+    batch = ActBatch.empty(model, 2000, torch.device("cpu"))
+    batch.refill(model, CountingStream(), g)
+    q = torch.ones(2000)
+    batch.advance(q, 16, 1.0, g)
+    assert not batch.halted.any()
+    batch.advance(q, 16, 1.0, g)
+    # at step 2 a row halts when the fresh minimum is 2: probability 1/15
+    assert 0.03 < batch.halted.float().mean().item() < 0.11
+    for _ in range(14):
+        batch.advance(q, 16, 1.0, g)
+    assert batch.halted.all()
