@@ -47,6 +47,8 @@ class DataConfig:
     """Where generated datasets are cached; empty: $TRM_DATA_CACHE or ~/.cache/trm_core/datasets."""
     augment: bool = True
     """Validity-preserving augmentation of every training batch (digit relabelling, transposes...)."""
+    eval_split: str = "test"
+    """Held-out split to evaluate on: test, or lite (Sudoku-Extreme's seeded 2,048-puzzle subset)."""
 
 
 @dataclass
@@ -129,7 +131,7 @@ class TrainConfig:
     """Evaluate (and report, and checkpoint) every this many steps, and at the end."""
     log_interval: int = 100
     eval_max_puzzles: int = 0
-    """Evaluate on at most this many held-out puzzles; 0: the whole split."""
+    """Evaluate on the first this many puzzles of data.eval_split; 0: the whole split."""
     eval_batch_size: int = 0
     """0: same as batch_size."""
     time_budget_s: float = 0.0

@@ -56,8 +56,8 @@ def load_data(cfg: TRMConfig):
     dataset = load_dataset(build_from_config(cfg.data))
     stream = TrainStream(dataset, seed=cfg.seed, augment=cfg.data.augment)
     n_eval = cfg.train.eval_max_puzzles or None
-    eval_inputs = np.array(dataset.inputs("test")[:n_eval])
-    eval_labels = np.array(dataset.labels("test")[:n_eval])
+    eval_inputs = np.array(dataset.inputs(cfg.data.eval_split)[:n_eval])
+    eval_labels = np.array(dataset.labels(cfg.data.eval_split)[:n_eval])
     return dataset, stream, eval_inputs, eval_labels
 
 

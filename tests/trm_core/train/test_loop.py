@@ -127,3 +127,10 @@ def test_carry_persists_across_supervision_steps():
     inputs = s.batch.inputs.clone()
     train_step(s, contextlib.nullcontext)
     assert torch.equal(s.batch.inputs, inputs) and s.batch.steps.tolist() == [2] * cfg.train.batch_size
+
+
+def test_eval_split_is_chosen_by_config():
+    dataset, _, inputs, labels = load_data(tiny_cfg("data.eval_split=train", "train.eval_max_puzzles=5"))
+    assert (inputs == dataset.inputs("train")[:5]).all() and (labels == dataset.labels("train")[:5]).all()
+    with pytest.raises(UserError, match="no split 'lite'; splits are"):
+        load_data(tiny_cfg("data.eval_split=lite"))
