@@ -21,6 +21,9 @@ from typing import Any
 
 from ray import tune
 
+from trm_core.errors import write_text_atomic
+
+
 def ensure_repo(path: str | os.PathLike) -> Path:
     """Create the Aim repo before any writer exists (parallel first writers would race)."""
     import aim
@@ -91,9 +94,7 @@ class AimCallback(tune.Callback):
             self._hashes = json.loads(Path(self.state_file).read_text())
 
     def _save_hashes(self) -> None:
-        tmp = f"{self.state_file}.tmp{os.getpid()}"
-        Path(tmp).write_text(json.dumps(self._hashes, indent=1))
-        os.replace(tmp, self.state_file)
+        write_text_atomic(self.state_file, json.dumps(self._hashes, indent=1))
 
     def _open(self, trial) -> Any:
         import aim

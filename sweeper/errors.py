@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import difflib
-from typing import Iterable
-
-from trm_core.errors import UserError
+from trm_core.errors import UserError, did_you_mean  # noqa: F401  (re-exported for the sweeper)
 
 
 class SpecError(UserError):
@@ -15,11 +12,6 @@ class SpecError(UserError):
         self.file, self.path = file, path
         where = f"{file}: {path}: " if path else f"{file}: "
         super().__init__(where + message)
-
-
-def did_you_mean(word: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def describe(value: object) -> str:

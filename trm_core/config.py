@@ -13,7 +13,6 @@ The defaults are the TRM Sudoku-Extreme paper recipe (REFERENCE.md section 2).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import typing
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from trm_core.errors import ConfigError
+from trm_core.errors import ConfigError, did_you_mean
 
 
 @dataclass
@@ -257,11 +256,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 # Generic machinery: dotted keys, type checks, YAML, overrides.
 
 
-def _did_you_mean(key: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
@@ -312,7 +306,7 @@ def _get_parent(cfg: Any, key: str) -> tuple[Any, str]:
 def get_value(cfg: TRMConfig, key: str) -> Any:
     types = field_types()
     if key not in types:
-        raise ConfigError(f"unknown config key '{key}'{_did_you_mean(key, types)}")
+        raise ConfigError(f"unknown config key '{key}'{did_you_mean(key, types)}")
     node, leaf = _get_parent(cfg, key)
     return getattr(node, leaf)
 
@@ -322,7 +316,7 @@ def set_value(cfg: TRMConfig, key: str, value: Any, source: str = "") -> None:
     types = field_types()
     where = f"{source}: " if source else ""
     if key not in types:
-        raise ConfigError(f"{where}unknown config key '{key}'{_did_you_mean(key, types)}")
+        raise ConfigError(f"{where}unknown config key '{key}'{did_you_mean(key, types)}")
     try:
         checked = check_value(key, value, types[key])
     except ConfigError as exc:
@@ -373,7 +367,7 @@ def parse_override(text: str) -> tuple[str, Any]:
 def preset(name: str) -> TRMConfig:
     if name not in PRESETS:
         raise ConfigError(
-            f"unknown preset '{name}'{_did_you_mean(name, PRESETS)}; known presets: {', '.join(sorted(PRESETS))}"
+            f"unknown preset '{name}'{did_you_mean(name, PRESETS)}; known presets: {', '.join(sorted(PRESETS))}"
         )
     return apply_dict(TRMConfig(), PRESETS[name], source=f"preset {name}")
 
@@ -417,7 +411,7 @@ def load_config(source: str | None = None, overrides: Sequence[str] = ()) -> TRM
     else:
         raise ConfigError(
             f"'{source}' is neither a preset ({', '.join(sorted(PRESETS))}) nor a YAML file"
-            f"{_did_you_mean(source, PRESETS)}"
+            f"{did_you_mean(source, PRESETS)}"
         )
     for text in overrides:
         key, value = parse_override(text)
@@ -428,7 +422,7 @@ def load_config(source: str | None = None, overrides: Sequence[str] = ()) -> TRM
 def _choice(key: str, value: str, choices: Sequence[str]) -> None:
     if value not in choices:
         raise ConfigError(
-            f"{key} must be one of {', '.join(choices)}, but got '{value}'{_did_you_mean(value, choices)}"
+            f"{key} must be one of {', '.join(choices)}, but got '{value}'{did_you_mean(value, choices)}"
         )
 
 

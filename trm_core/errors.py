@@ -7,9 +7,11 @@ hold and what was given. Command lines catch it in `run_cli` and print `error: <
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
 
 EXIT_USAGE = 2
 
@@ -23,6 +25,20 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
     """A config key, value or type that does not fit the config tree."""
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` for the closest known name, or '' when none is close."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write a small result file so readers see the old or the new content, never half of it."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):

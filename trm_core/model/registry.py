@@ -7,10 +7,9 @@ An unknown name is a ConfigError listing the known names, with a "did you mean".
 
 from __future__ import annotations
 
-import difflib
 from typing import Callable, Generic, TypeVar
 
-from trm_core.errors import ConfigError
+from trm_core.errors import ConfigError, did_you_mean
 
 F = TypeVar("F", bound=Callable)
 
@@ -36,11 +35,9 @@ class Registry(Generic[F]):
 
     def get(self, name: str) -> F:
         if name not in self._entries:
-            close = difflib.get_close_matches(name, list(self._entries), n=1, cutoff=0.6)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise ConfigError(
                 f"{self.config_key} must name a {self.kind} ({', '.join(sorted(self._entries))}), "
-                f"but got '{name}'{hint}"
+                f"but got '{name}'{did_you_mean(name, self._entries)}"
             )
         return self._entries[name]
 

@@ -25,7 +25,7 @@ import yaml
 from tqdm import tqdm
 
 from trm_core.config import TRMConfig, from_dict, to_dict, validate
-from trm_core.errors import UserError
+from trm_core.errors import UserError, write_text_atomic
 from trm_core.model.latents import LATENT_INITS
 from trm_core.model.trm import RECURSION_UPDATES, TRM, build_model
 from trm_core.train import checkpoint as ckpt
@@ -235,9 +235,7 @@ class RunOutput:
         if self.out is None:
             return
         self.metrics_file.close()
-        tmp = self.out / f".final.json.{os.getpid()}"
-        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-        os.replace(tmp, self.out / "final.json")
+        write_text_atomic(self.out / "final.json", json.dumps(metrics, indent=2) + "\n")
 
 
 def train(cfg: TRMConfig, report: Optional[Report] = None, *, out_dir: str | os.PathLike | None = None,
