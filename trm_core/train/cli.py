@@ -1,7 +1,7 @@
 """`python -m trm_core train | eval | bench train`: thin command lines over trm_core.train.
 
     python -m trm_core train PRESET_OR_YAML [--set k=v ...] --out DIR [--resume CKPT] [--device D]
-    python -m trm_core eval CHECKPOINT [--set k=v ...] [--device D]
+    python -m trm_core eval CHECKPOINT [--set k=v ...] [--limit N] [--device D]
     python -m trm_core bench train --preset P [--set k=v ...] [--steps N] [--device D]
 
 Config precedence: --set > YAML file > the preset it names > defaults; --device is `--set device=D`.
@@ -34,6 +34,8 @@ def register(subparsers) -> None:
     ev = subparsers.add_parser("eval", help="evaluate a checkpoint on its held-out split",
                                description="Evaluate a checkpoint (EMA weights if it has them); prints JSON.")
     ev.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint directory (or its checkpoint.pt)")
+    ev.add_argument("--limit", type=int, default=0, metavar="N",
+                    help="evaluate a seeded subset of N puzzles (default 0: the whole split)")
     _add_common(ev)
     ev.set_defaults(func=cmd_eval)
 
@@ -66,7 +68,7 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from trm_core.train.evaluate_checkpoint import evaluate_checkpoint
 
-    metrics = evaluate_checkpoint(args.checkpoint, _overrides(args))
+    metrics = evaluate_checkpoint(args.checkpoint, _overrides(args), args.limit)
     print(json.dumps(metrics))
     return 0
 
