@@ -44,6 +44,9 @@ class Dynamics:
     noise_beta: float = 0.0
     generator: Optional[torch.Generator] = None
     """The noise stream (trm_core.rng); None draws from torch's global generator."""
+    sample: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+    """Optional `sample(z) -> eps` (standard normal, z's shape) replacing the generator's draws, e.g.
+    per-restart streams in the test-time engine, so a batch of restarts draws what separate runs would."""
 
     @staticmethod
     def training(r: RecursionConfig, generator: Optional[torch.Generator] = None) -> "Dynamics":
@@ -59,7 +62,10 @@ class Dynamics:
     def __call__(self, z: torch.Tensor, f_z: torch.Tensor) -> torch.Tensor:
         new = f_z if self.damping == 0 else z + (1 - self.damping) * (f_z - z)
         if self.noise_beta > 0:
-            eps = torch.randn(z.shape, generator=self.generator, device=z.device, dtype=z.dtype)
+            if self.sample is not None:
+                eps = self.sample(z)
+            else:
+                eps = torch.randn(z.shape, generator=self.generator, device=z.device, dtype=z.dtype)
             new = new + self.noise_beta * eps
         return new
 
