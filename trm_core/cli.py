@@ -10,12 +10,14 @@ from trm_core.errors import OneLineArgumentParser, run_cli
 
 def build_parser() -> OneLineArgumentParser:
     from trm_core.data import cli as data_cli
+    from trm_core.infer import cli as infer_cli
     from trm_core.train import cli as train_cli
 
     parser = OneLineArgumentParser(prog="python -m trm_core", description="Tiny Recursive Models: data, training, evaluation.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
     data_cli.register(sub)
     train_cli.register(sub)
+    infer_cli.register(sub)
     return parser
 
 

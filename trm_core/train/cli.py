@@ -1,8 +1,9 @@
-"""`python -m trm_core train | eval | bench train`: thin command lines over trm_core.train.
+"""`python -m trm_core train | bench train`: thin command lines over trm_core.train.
 
     python -m trm_core train PRESET_OR_YAML [--set k=v ...] --out DIR [--resume CKPT] [--device D]
-    python -m trm_core eval CHECKPOINT [--set k=v ...] [--limit N] [--device D]
     python -m trm_core bench train --preset P [--set k=v ...] [--steps N] [--device D]
+
+(`eval` lives in trm_core.infer.cli: the trainer's evaluation, or the test-time scaling engine.)
 
 Config precedence: --set > YAML file > the preset it names > defaults; --device is `--set device=D`.
 """
@@ -23,21 +24,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers) -> None:
-    """Add the train, eval and bench commands to `python -m trm_core`."""
+    """Add the train and bench commands to `python -m trm_core`."""
     train = subparsers.add_parser("train", help="train a TRM", description="Train a TRM from a preset or YAML file.")
     train.add_argument("source", metavar="PRESET_OR_YAML", help="a preset name or a YAML config file")
     train.add_argument("--out", required=True, metavar="DIR", help="run directory (metrics.jsonl, final.json, checkpoints/)")
     train.add_argument("--resume", default=None, metavar="CKPT", help="checkpoint directory (or its checkpoint.pt)")
     _add_common(train)
     train.set_defaults(func=cmd_train)
-
-    ev = subparsers.add_parser("eval", help="evaluate a checkpoint on its held-out split",
-                               description="Evaluate a checkpoint (EMA weights if it has them); prints JSON.")
-    ev.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint directory (or its checkpoint.pt)")
-    ev.add_argument("--limit", type=int, default=0, metavar="N",
-                    help="evaluate a seeded subset of N puzzles (default 0: the whole split)")
-    _add_common(ev)
-    ev.set_defaults(func=cmd_eval)
 
     bench = subparsers.add_parser("bench", help="benchmarks")
     kinds = bench.add_subparsers(dest="bench_kind", required=True, parser_class=OneLineArgumentParser)
@@ -62,14 +55,6 @@ def cmd_train(args) -> int:
     final = train(cfg, out_dir=args.out, resume_from=args.resume, progress=True)
     keys = ["step", "eval/exact_acc", "eval/cell_acc", "eval/halted_exact_acc", "eval/avg_steps", "time/elapsed_s"]
     print(json.dumps({k: final[k] for k in keys if k in final}))
-    return 0
-
-
-def cmd_eval(args) -> int:
-    from trm_core.train.evaluate_checkpoint import evaluate_checkpoint
-
-    metrics = evaluate_checkpoint(args.checkpoint, _overrides(args), args.limit)
-    print(json.dumps(metrics))
     return 0
 
 

@@ -1,0 +1,122 @@
+"""`python -m trm_core eval CHECKPOINT [CHECKPOINT ...] [test-time flags]`.
+
+With one checkpoint and none of the test-time flags, `eval` is the trainer's evaluation (one
+chain, the trained depth; prints its metrics as JSON, as before). Any test-time flag, or several
+checkpoints, runs the test-time scaling engine (trm_core.infer.engine) and prints one table:
+
+    python -m trm_core eval CKPT [CKPT ...] --depth 64 --breadth 16 [--transforms 4] [--act]
+        [--select halt_first,prob_avg,majority,top1_converged,oracle] [--json FILE] [--plot DIR]
+        [--max-batch N] [--limit N] [--noise-beta X] [--window L] [--seed S] [--aas] [--set k=v ...]
+
+--depth and --breadth take one value or a comma list: one rollout at the largest values is read
+at every listed depth and breadth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from trm_core.errors import UserError, write_text_atomic
+from trm_core.train.cli import _add_common, _overrides
+
+ENGINE_FLAGS = ("depth", "breadth", "transforms", "act", "select", "json", "plot", "max_batch", "noise_beta",
+                "window", "seed", "aas")
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer or a comma list of integers, but got '{text}'") from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def register(subparsers) -> None:
+    from trm_core.infer.engine import DEFAULT_RULES
+
+    ev = subparsers.add_parser(
+        "eval", help="evaluate checkpoints: the trainer's evaluation, or test-time scaling",
+        description="Evaluate checkpoints on their held-out split (EMA weights if present). One checkpoint and no "
+                    "test-time flag: the trainer's evaluation, as JSON. Otherwise the test-time scaling engine: "
+                    "depth, breadth, ensembles of checkpoints x transforms, selection rules; one table.")
+    ev.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="checkpoint directories (or checkpoint.pt files)")
+    ev.add_argument("--limit", type=int, default=0, metavar="N",
+                    help="evaluate a seeded subset of N puzzles (default 0: the whole split)")
+    ev.add_argument("--depth", type=_ints, default=None, metavar="D[,D...]",
+                    help="supervision steps (default: the trained N_sup); a list is read from one rollout")
+    ev.add_argument("--breadth", type=_ints, default=None, metavar="B[,B...]",
+                    help="independent restarts per member (random inits and/or path noise; default 1)")
+    ev.add_argument("--transforms", default=None, metavar="N|NAMES",
+                    help="input transforms per checkpoint: a count (identity + random ones) or names, e.g. "
+                         "identity,digits,transpose (default 1: identity)")
+    ev.add_argument("--act", action="store_true", help="stop each row at its first q_halt > 0 (a refill queue)")
+    ev.add_argument("--select", type=_names, default=None, metavar="RULES",
+                    help=f"selection rules, comma list (default: {','.join(DEFAULT_RULES)})")
+    ev.add_argument("--json", default=None, metavar="FILE", help="write every number as JSON")
+    ev.add_argument("--plot", default=None, metavar="DIR", help="write PNG plots to DIR")
+    ev.add_argument("--max-batch", type=int, default=None, metavar="N", help="rows stepped together (default 1024)")
+    ev.add_argument("--noise-beta", type=float, default=None, metavar="X",
+                    help="test-time path noise beta (default: the checkpoint's recursion.eval_noise_beta)")
+    ev.add_argument("--window", type=int, default=None, metavar="L", help="top1_converged's residual window (default 3)")
+    ev.add_argument("--seed", type=int, default=None, help="seed of the restarts' inits and noise (default 0)")
+    ev.add_argument("--aas", action="store_true", help="also measure the Asymptotic Alignment Score")
+    _add_common(ev)
+    ev.set_defaults(func=cmd_eval)
+
+
+def _engine_wanted(args) -> bool:
+    return len(args.checkpoints) > 1 or any(getattr(args, f) not in (None, False) for f in ENGINE_FLAGS)
+
+
+def _spec(args):
+    from trm_core.infer.engine import InferSpec
+
+    given = {"depths": args.depth, "breadths": args.breadth, "transforms": args.transforms, "act": args.act,
+             "select": args.select, "max_batch": args.max_batch, "noise_beta": args.noise_beta,
+             "window": args.window, "seed": args.seed, "aas": args.aas}
+    return InferSpec(**{k: v for k, v in given.items() if v is not None})
+
+
+def _check_outputs(args) -> None:
+    """Fail before any work when a result could not be written."""
+    if args.json and not Path(args.json).expanduser().resolve().parent.is_dir():
+        raise UserError(f"--json {args.json}: its directory does not exist")
+    if args.plot:
+        from trm_core.infer.plots import _pyplot
+
+        _pyplot()
+        if Path(args.plot).exists() and not Path(args.plot).is_dir():
+            raise UserError(f"--plot {args.plot} must be a directory, but is a file")
+
+
+def cmd_eval(args) -> int:
+    if not _engine_wanted(args):
+        from trm_core.train.evaluate_checkpoint import evaluate_checkpoint
+
+        print(json.dumps(evaluate_checkpoint(args.checkpoints[0], _overrides(args), args.limit)))
+        return 0
+    from trm_core.infer.engine import run
+    from trm_core.infer.report import table
+
+    spec = _spec(args).check()
+    _check_outputs(args)
+    result = run(args.checkpoints, spec, _overrides(args), args.limit, progress=True)
+    print(table(result))
+    data = result.to_json()
+    if args.json:
+        write_text_atomic(os.path.expanduser(args.json), json.dumps(data, indent=1) + "\n")
+        print(f"json: {args.json}")
+    if args.plot:
+        from trm_core.infer.plots import write_plots
+
+        paths = write_plots(data, args.plot)
+        print(f"plots: {', '.join(str(p) for p in paths)}")
+    sys.stdout.flush()
+    return 0
