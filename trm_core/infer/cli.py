@@ -72,7 +72,8 @@ def register(subparsers) -> None:
 
 
 def _engine_wanted(args) -> bool:
-    return len(args.checkpoints) > 1 or any(getattr(args, f) not in (None, False) for f in ENGINE_FLAGS)
+    given = [getattr(args, f) for f in ENGINE_FLAGS]
+    return len(args.checkpoints) > 1 or any(v is not None and v is not False for v in given)
 
 
 def _spec(args):

@@ -18,8 +18,9 @@ reads the labels: it is the ceiling, not a deployable rule.
 - top1_converged (EqR): the member with the smallest mean latent residual ||f(z_H) - z_H|| over
   its last L steps (EqR's paper); top1_converged_logits uses the L2 change of the logits (EqR's code).
 - max_q: the member with the highest q_halt at its last step.
-- oracle: right when any member's answer, or the averaged answer, is right (else the candidate
-  with the best cell accuracy): an upper bound of every rule here, labelled as the ceiling.
+- oracle: right when any answer a rule could give is right: a member's answer at its last step
+  or at its first halt, or the averaged answer (else the candidate with the best cell accuracy).
+  An upper bound of every rule here, labelled as the ceiling.
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ def max_q(view: View) -> Decision:
 
 @SELECTION_RULES.register("oracle")
 def oracle(view: View) -> Decision:
-    candidates = torch.cat([view.pred, prob_avg(view).pred[:, None]], dim=1)
+    halted = torch.where((view.halt_step > 0)[..., None], view.halt_pred, view.pred)
+    candidates = torch.cat([view.pred, halted, prob_avg(view).pred[:, None]], dim=1)
     correct = candidates == view.labels[:, None]
     exact, cells = correct.all(-1), correct.float().mean(-1)
     best = torch.where(exact.any(1), exact.float().argmax(1), cells.argmax(1))
