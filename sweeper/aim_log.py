@@ -6,7 +6,9 @@ trial's sampled and constant keys, plus its seed), the sweep's name, the trial i
 configuration id shared by the seeds of one sampled configuration, the full resolved trainer
 config, and every metric the trainer reports: `train/loss` is tracked as `loss` in context
 {subset: train}, `eval/exact_acc` as `exact_acc` in {subset: eval}, against the trainer's `step`.
-A non-scalar metric (an evaluation table) is tracked as aim.Text holding its JSON.
+A non-scalar metric (an evaluation table) is tracked as aim.Text holding its JSON. A trial's
+test-time scaling plot data (`eval_tts_figures`, sweeper.trainable) becomes aim.Image figures in
+context {subset: eval_tts}, drawn by trm_core.infer.plots.
 """
 
 from __future__ import annotations
@@ -74,6 +76,18 @@ def _split_key(key: str) -> tuple[str, dict[str, str]]:
     return (rest, {"subset": head}) if rest else (key, {})
 
 
+def track_figures(run: Any, data: dict[str, Any], step: int) -> None:
+    """The test-time scaling plots (accuracy vs depth / breadth / NFE, halting, residuals) as aim.Image."""
+    import aim
+    import matplotlib.pyplot as plt
+
+    from trm_core.infer.plots import figures
+
+    for name, fig in figures(data).items():
+        run.track(aim.Image(fig), name=name, step=step, context={"subset": "eval_tts"})
+        plt.close(fig)
+
+
 class AimCallback(tune.Callback):
     """Tune callback writing one Aim run per trial. Picklable until `setup` (Tuner pickles it)."""
 
@@ -134,6 +148,8 @@ class AimCallback(tune.Callback):
                     run.track(float(value), name=name, step=step, context=context)
             else:
                 run.track(aim.Text(json.dumps(value, default=str)), name=name, step=step, context=context)
+        if isinstance(result.get("eval_tts_figures"), str):
+            track_figures(run, json.loads(result["eval_tts_figures"]), step)
 
     def _close(self, trial, status: str) -> None:
         run = self._open(trial)  # a trial can fail before its first result: it still gets its run

@@ -52,7 +52,8 @@ def trial_setup(spec: SweepSpec, embedded: bool) -> TrialSetup:
         from trm_core.data.store import default_cache_dir
 
         data["cache_dir"] = str(Path(default_cache_dir()).expanduser().resolve())
-    return TrialSetup(base=base, seeds=list(spec.seeds), cpu=spec.cpu, gpu=spec.gpu)
+    return TrialSetup(base=base, seeds=list(spec.seeds), cpu=spec.cpu, gpu=spec.gpu, final_eval=spec.final_eval,
+                      metric=spec.metric)
 
 
 def connect(spec: SweepSpec, address: str | None, verbose: bool) -> tuple[bool, list[resources.Node]]:

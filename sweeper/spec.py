@@ -22,7 +22,7 @@ from sweeper.errors import SpecError, describe, did_you_mean
 from sweeper.space import Param, parse_space
 
 TOP_KEYS = ("name", "description", "base", "metric", "mode", "space", "search", "scheduler", "seeds",
-            "resources", "failure", "time_budget_s", "storage", "aim")
+            "resources", "failure", "time_budget_s", "storage", "aim", "final_eval")
 SAMPLERS = ("tpe", "random", "grid")
 SCHEDULERS = ("none", "asha")
 KNOWN_METRICS = ("train/loss", "train/exact_acc", "train/cell_acc", "eval/exact_acc", "eval/cell_acc",
@@ -34,6 +34,8 @@ _SECTION_KEYS = {
     "resources": {"cpu", "gpu"},
     "failure": {"max_retries"},
     "aim": {"repo", "experiment"},
+    "final_eval": {"depth", "breadth", "select", "transforms", "act", "limit", "noise_beta", "max_batch", "window",
+                   "seed", "aas"},
 }
 DEFAULT_STORAGE = "runs/sweeps"
 DEFAULT_AIM_REPO = "runs/aim"
@@ -66,6 +68,8 @@ class SweepSpec:
     storage: Path = Path(DEFAULT_STORAGE)
     aim_repo: Path = Path(DEFAULT_AIM_REPO)
     aim_experiment: str = ""
+    final_eval: dict[str, Any] | None = None
+    """Test-time scaling after training (trm_core.infer.engine.InferSpec fields, plus limit), or None."""
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -257,9 +261,31 @@ def _metric(file: str, raw: Mapping) -> str:
         return metric
     close = did_you_mean(metric, KNOWN_METRICS)
     near = [m for m in KNOWN_METRICS if difflib.SequenceMatcher(None, m, metric).ratio() >= 0.9]
-    if near or not re.fullmatch(r"(train|eval)/[A-Za-z0-9_/]+", metric):
-        raise SpecError(file, "metric", f"must be a metric the trainer reports (train/... or eval/..., e.g. {', '.join(KNOWN_METRICS[:6])}), but got {metric!r}{close}")
+    if near or not re.fullmatch(r"(train|eval|eval_tts)/[A-Za-z0-9_/]+", metric):
+        raise SpecError(file, "metric", f"must be a metric the trainer reports (train/... or eval/..., e.g. {', '.join(KNOWN_METRICS[:6])}; eval_tts/RULE/... with final_eval), but got {metric!r}{close}")
     return metric
+
+
+def _final_eval(file: str, raw: Mapping, spec: SweepSpec) -> None:
+    """`final_eval: {depth, breadth, select, ...}`: the test-time scaling engine on each trial's final
+    checkpoint (trm_core.infer.engine.spec_from_mapping); `eval_tts/<rule>/...` join its last result."""
+    if raw.get("final_eval") is None:
+        if spec.metric.startswith("eval_tts/"):
+            raise SpecError(file, "metric", f"{spec.metric} is reported only with a final_eval section")
+        return
+    from trm_core.infer.engine import spec_from_mapping
+
+    fe = _section(file, raw, "final_eval")
+    try:
+        infer, _ = spec_from_mapping(fe)
+    except UserError as exc:
+        raise SpecError(file, "final_eval", str(exc)) from None
+    if spec.metric.startswith("eval_tts/") and spec.scheduler != "none":
+        raise SpecError(file, "metric", f"{spec.metric} exists only after training: it needs scheduler none")
+    rule = spec.metric.split("/")[1] if spec.metric.count("/") == 2 and spec.metric.startswith("eval_tts/") else None
+    if rule is not None and rule not in infer.select:
+        raise SpecError(file, "metric", f"names rule {rule!r}, but final_eval.select is {', '.join(infer.select)}")
+    spec.final_eval = fe
 
 
 # ------------------------------------------------------------------------------------------------
@@ -333,6 +359,7 @@ def validate(file: str, raw: Mapping[str, Any], cwd: Path | None = None) -> Swee
     _resources(file, raw, spec)
     spec.seeds = _seeds(file, raw)
     spec.max_retries = _int(file, "failure.max_retries", _section(file, raw, "failure").get("max_retries", 0), 0)
+    _final_eval(file, raw, spec)
     if raw.get("time_budget_s") is not None:
         spec.time_budget_s = _number(file, "time_budget_s", raw["time_budget_s"], above=0)
     check_against_trainer(spec)

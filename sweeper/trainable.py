@@ -4,7 +4,10 @@ No training logic lives here. The trial's config (sampled keys, constants and th
 `__trial_index__`) is applied on top of the spec's resolved base config; the seed is picked from
 the spec's list by the repeat index; the trainer's `report(metrics, checkpoint_dir)` becomes
 `tune.report(metrics, checkpoint=...)`, which feeds ASHA (on `step`) and makes retries resume
-from the last checkpoint through `train(resume_from=...)`.
+from the last checkpoint through `train(resume_from=...)`. With the spec's `final_eval`, the
+trainer's final report (the one with `final/*` metrics) first runs the test-time scaling engine
+(trm_core.infer) on its checkpoint and also carries `eval_tts/...` and the plot data for Aim
+(`eval_tts_figures`); so ASHA's stop at max_t comes after it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ class TrialSetup:
     seeds: list[int]
     cpu: float
     gpu: float
+    final_eval: dict[str, Any] | None = None
+    """The spec's final_eval mapping (trm_core.infer.engine.spec_from_mapping), or None."""
+    metric: str = ""
 
     def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
         """Resolve a trial config: seed, sampled params, configuration id and the full trainer config."""
@@ -88,9 +94,15 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     # The trial's own directory (actors are reused across trials, so not the process's cwd).
     out_dir = os.path.join(tune.get_context().get_trial_dir(), "trainer")
 
+    # an eval_tts metric exists only after training: earlier results carry NaN (Tune wants the key)
+    pending = {setup.metric: float("nan")} if setup.metric.startswith("eval_tts/") else {}
+
     def report(metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
         checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-        tune.report(dict(metrics), checkpoint=checkpoint)
+        tts = {}
+        if setup.final_eval is not None and checkpoint_dir and "final/exact_acc" in metrics:
+            tts = final_eval_metrics(checkpoint_dir, setup.final_eval)
+        tune.report({**pending, **metrics, **tts}, checkpoint=checkpoint)
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
@@ -99,3 +111,12 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     with checkpoint.as_directory() as ckpt_dir:
         log.warning("trial resumes from checkpoint %s", ckpt_dir)
         train(cfg, report=report, out_dir=out_dir, resume_from=ckpt_dir)
+
+
+def final_eval_metrics(checkpoint_dir: str, final_eval: dict[str, Any]) -> dict[str, Any]:
+    """The engine on one checkpoint: `eval_tts/...` metrics and `eval_tts_figures` (JSON for Aim's plots)."""
+    from trm_core.infer.engine import run, spec_from_mapping
+
+    spec, limit = spec_from_mapping(final_eval)
+    result = run([checkpoint_dir], spec, limit=limit)
+    return {**result.metrics, "eval_tts_figures": json.dumps(result.plot_data())}

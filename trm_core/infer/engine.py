@@ -14,7 +14,7 @@ import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
 from tqdm import tqdm
@@ -79,6 +79,37 @@ class InferSpec:
         return self
 
 
+def spec_from_mapping(d: Mapping[str, Any], where: str = "final_eval") -> tuple[InferSpec, int]:
+    """(InferSpec, limit) from a YAML mapping {depth, breadth, select, transforms, act, limit, ...}
+    (the sweeper's `final_eval`); depth and breadth take an int or a list, select a list or a comma string."""
+
+    def ints(key: str) -> tuple[int, ...]:
+        v = d[key] if isinstance(d[key], list) else [d[key]]
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+            raise UserError(f"{where}.{key} must be an integer or a list of integers, but got {d[key]!r}")
+        return tuple(v)
+
+    kwargs: dict[str, Any] = {}
+    for key, name in (("depth", "depths"), ("breadth", "breadths")):
+        if key in d:
+            kwargs[name] = ints(key)
+    if "select" in d:
+        sel = d["select"].split(",") if isinstance(d["select"], str) else d["select"]
+        if not isinstance(sel, list) or not all(isinstance(x, str) for x in sel):
+            raise UserError(f"{where}.select must be a list of rule names, but got {d['select']!r}")
+        kwargs["select"] = tuple(x.strip() for x in sel)
+    for key, kind in (("act", bool), ("aas", bool), ("max_batch", int), ("window", int), ("seed", int),
+                      ("noise_beta", (int, float)), ("transforms", (int, str))):
+        if key in d:
+            if not isinstance(d[key], kind) or (kind is not bool and isinstance(d[key], bool)):
+                raise UserError(f"{where}.{key} has the wrong type: {d[key]!r}")
+            kwargs[key] = str(d[key]) if key == "transforms" else d[key]
+    limit = d.get("limit", 0)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+        raise UserError(f"{where}.limit must be an integer >= 0, but got {limit!r}")
+    return InferSpec(**kwargs).check(), limit
+
+
 @dataclass
 class Result:
     header: dict[str, Any]
@@ -92,6 +123,13 @@ class Result:
     def to_json(self) -> dict[str, Any]:
         return {**self.header, "results": self.rows, "diagnostics": self.diagnostics, "metrics": self.metrics,
                 "notes": self.notes}
+
+    def plot_data(self, traces: int = 16) -> dict[str, Any]:
+        """What trm_core.infer.plots.figures needs, and no more (a sweep trial reports it)."""
+        d = self.diagnostics
+        small = {"halting": d["halting"], "steps": d["steps"],
+                 "traces": {k: v[:traces] for k, v in d["traces"].items()}}
+        return {"settings": self.header["settings"], "results": self.rows, "diagnostics": small}
 
 
 def _dynamics(ld: Loaded, beta: Optional[float]) -> tuple[float, float]:
