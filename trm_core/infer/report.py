@@ -44,7 +44,8 @@ def summary(result: Result) -> list[str]:
     if total:
         halted = total - h["never"]
         mean = sum((i + 1) * c for i, c in enumerate(h["counts"])) / max(halted, 1)
-        out.append(f"halting: {halted / total:.1%} of rows reached q_halt > 0 within the depth, at step {mean:.2f} on average")
+        out.append(f"halting: {halted / total:.1%} of rows reached q_halt > 0 within the depth"
+                   + (f", at step {mean:.2f} on average" if halted else ""))
     res = [x for x in d["steps"]["residual"] if x is not None]
     if res:
         out.append(f"latent residual ||f(z_H) - z_H||: step 1 {res[0]:.4g}, last step {res[-1]:.4g} (mean over running rows)")
