@@ -4,13 +4,15 @@
         [--act-depth 64] [--threads 1] [--set k=v ...]
 
 Without --checkpoint it first trains sudoku4_tiny for 300 steps (a model whose halting head has
-learned something, so ACT has something to stop). Both comparisons run side by side in one process
-and print a table with ratios; each also checks that the two ways give the same answers.
+learned something, so ACT has something to stop). Timing does not depend on whether restarts
+differ (random init / noise, e.g. --set recursion.latent_init=normal): every row costs the same.
+Both comparisons run side by side in one process and print a table with ratios; each also checks
+that the two ways give the same answers. Each way is timed --repeat times and the fastest counts
+(the machine is shared).
 1. Breadth: one rollout of B restarts (B x puzzles rows in one queue) vs B rollouts of one restart
    each (restart r alone), same depth: wall seconds and the ratio.
-Each way is timed --repeat times (the fastest counts: the machine is shared).
-2. ACT: one restart to depth D with rows leaving at their first halt vs every row to depth D: row-steps
-   (NFE), wall seconds, exact accuracy (the halted answers: identical by construction).
+2. ACT: one restart to depth D with rows leaving at their first halt vs every row to depth D:
+   row-steps (NFE), wall seconds, exact accuracy (the halted answers: identical by construction).
 The last line is JSON.
 """
 
@@ -97,14 +99,14 @@ def main() -> None:
                                            "device=cpu"])
         train(cfg, out_dir=out)
         ckpt = os.path.join(out, "checkpoints", "step_00000300")
-    sets = [f"train.cpu_threads={args.threads}", "recursion.latent_init=normal", *args.overrides]
+    sets = [f"train.cpu_threads={args.threads}", *args.overrides]
     (ld,), eval_set, task = load_members([ckpt], sets, limit=args.puzzles)
     members = member_inputs(eval_set, build_transforms("1", task), ld.model.h_init.device)
     labels = torch.as_tensor(eval_set.labels.astype("int64"))
     n = len(eval_set)
     print(f"checkpoint {ckpt} ({task.describe()}), {n} puzzles, {args.threads} thread(s), {load()}")
     b = breadth(ld, members, n, args.breadth, args.depth, args.max_batch)
-    print(f"\nbreadth {args.breadth} at depth {args.depth} (random init per restart):")
+    print(f"\nbreadth {args.breadth} at depth {args.depth}:")
     print(f"{'way':<34} {'wall s':>8} {'rows':>7}")
     print(f"{'one batch of B restarts':<34} {b['batched_s']:>8.2f} {b['rows']:>7}")
     print(f"{'B runs of one restart':<34} {b['sequential_s']:>8.2f} {n:>7}")
