@@ -112,9 +112,10 @@ class RecursionConfig:
     (fresh, then chains 1.. aligned with the up-projection like chain 0, SIC) | normal (Gaussian per
     position, EqR's random init RI)."""
     init_sigma_h: float = 1.0
-    """Std of z_H for the random inits (fresh, svd_aligned: truncated normal; normal: EqR's sigma_H)."""
+    """Std of z_H for latent_init=normal (EqR's sigma_H; fresh and svd_aligned keep z_H's fixed buffer)."""
     init_sigma_l: float = 1.0
-    """Std of z_L for the random inits (EqR's best: sigma_L = 8)."""
+    """Std of z_L for the random inits (fresh, svd_aligned: truncated normal vector per chain, SIC;
+    normal: Gaussian per position, EqR's sigma_L, best 8)."""
     chains: int = 1
     """K parallel z_L chains per puzzle (SIC), run as B*K rows of one batch; evaluation uses chain 0."""
     carry_h: str = "copy"
