@@ -213,6 +213,9 @@ class TrainConfig:
     """Optimiser steps (one step = one supervision step of a full batch)."""
     batch_size: int = 768
     """Puzzles per batch; with K chains the model sees batch_size * K rows."""
+    batch_rows: int = 0
+    """If > 0: rows per batch (puzzles x chains), what sets the memory; batch_size is then derived as
+    batch_rows // recursion.chains, so a sweep over K keeps a trial's memory fixed. 0: off."""
     eval_interval: int = 2000
     """Evaluate (and report, and checkpoint) every this many steps, and at the end."""
     log_interval: int = 100
@@ -506,13 +509,18 @@ def _check_ranges(cfg: TRMConfig) -> None:
 
 
 def validate(cfg: TRMConfig) -> TRMConfig:
-    """Check the relations between values (one place, right after parsing); return cfg unchanged.
+    """Check the relations between values and compute the derived ones (one place, right after
+    parsing: train.batch_size from train.batch_rows); returns cfg.
 
     Registry names (optim.name, recursion.latent_init, ...) are checked where the registries live,
     when the trainer builds its pieces.
     """
     m, r, t = cfg.model, cfg.recursion, cfg.train
     _check_ranges(cfg)
+    if t.batch_rows < 0 or 0 < t.batch_rows < r.chains:
+        raise ConfigError(f"train.batch_rows must be 0 (off) or >= recursion.chains ({r.chains}), but got {t.batch_rows}")
+    if t.batch_rows:
+        t.batch_size = t.batch_rows // r.chains
     _choice("model.token_mixer", m.token_mixer, ["mlp", "attention"])
     _choice("model.swiglu", m.swiglu, ["standard", "sic"])
     _choice("model.prefix_learnable", m.prefix_learnable, ["slot0", "all"])

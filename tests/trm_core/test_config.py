@@ -103,3 +103,12 @@ def test_keys_command_documents_every_method_key(capsys):
     main(["keys", "recursion.chains", "--preset", "sudoku6_wta"])
     out = capsys.readouterr().out
     assert out.startswith("recursion.chains") and " 4" in out.splitlines()[0] and "SIC" in out
+
+
+def test_batch_rows_derives_batch_size_from_chains():
+    cfg = load_config("sudoku6_small", ["train.batch_rows=256", "recursion.chains=4"])
+    assert cfg.train.batch_size == 64
+    cfg.recursion.chains = 8
+    assert validate(cfg).train.batch_size == 32  # re-derived when a trial changes K
+    with pytest.raises(ConfigError, match="train.batch_rows must be 0 .* or >= recursion.chains"):
+        load_config("sudoku6_small", ["train.batch_rows=2", "recursion.chains=4"])
