@@ -166,7 +166,7 @@ def headline(a: Side, table: pd.DataFrame) -> str:
 
 
 def make_comparison(text_a: str, text_b: str, out_dir: Path | None, formats: list[str], *, storage: str | None = None,
-                    metric: str | None = None, seed: int = 0, aim: bool = True, out=None) -> dict[str, Any]:
+                    metric: str | None = None, seed: int = 0, aim: bool = True) -> dict[str, Any]:
     a = resolve(text_a, storage, metric)
     b = resolve(text_b, storage, metric or a.sweep.metric)
     if b.sweep.metric != a.sweep.metric:
@@ -182,16 +182,18 @@ def make_comparison(text_a: str, text_b: str, out_dir: Path | None, formats: lis
     exports = rp.write_table(table, out_dir, "comparison") + rp.write_table(trials, out_dir, "trials")
     docs = rp.write_documents(blocks, out_dir, f"Comparison: {text_a} vs {text_b}", formats)
     markdown = to_markdown(blocks, out_dir)
-    aim_runs = []
+    aim_runs, aim_lines = [], []
     if aim:
         head = {"a": text_a, "b": text_b, "metric": a.sweep.metric,
                 **{k: rp._json_safe(table.iloc[0][k]) for k in ("diff", "diff_ci_low", "diff_ci_high", "welch_p", "p_improve")}}
         for s in {str(s.sweep.dir): s for s in (a, b)}.values():  # each sweep's experiment once
-            aim_runs.append(rp.attach_to_aim(s.sweep.record, f"compare/{text_a} vs {text_b}", markdown,
-                                             {k: p for k, (_, p) in images.items()}, head,
-                                             out_dir / f"aim_run_{s.sweep.name}.json", out))
+            run_hash, line = rp.attach_to_aim(s.sweep.record, f"compare/{text_a} vs {text_b}", markdown,
+                                              {k: p for k, (_, p) in images.items()}, head,
+                                              out_dir / f"aim_run_{s.sweep.name}.json")
+            aim_runs.append(run_hash)
+            aim_lines.append(line)
     return {"dir": out_dir, "docs": docs, "exports": exports, "images": images, "table": table,
-            "markdown": markdown, "aim_runs": aim_runs, "a": a, "b": b}
+            "markdown": markdown, "aim_runs": aim_runs, "aim_lines": aim_lines, "a": a, "b": b}
 
 
 def _plots(a: Side, b: Side, plot_dir: Path) -> dict[str, tuple[str, Path]]:

@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from ray.tune.search import Searcher
 
 from trm_core.errors import UserError
 
 from sweeper import report_data as rd
 from sweeper.results import write_json_atomic
-from sweeper.sweeps import _alive
 
 TRIAL_INDEX = "__trial_index__"  # ray.tune.search.repeater.TRIAL_INDEX: the trainable maps it to seeds[i]
 
@@ -50,16 +50,6 @@ def parse_seeds(text: str) -> list[int]:
     if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds must be distinct integers >= 0, but got {text!r}")
     return seeds
-
-
-def read_phase(d: Path) -> dict[str, Any] | None:
-    try:
-        rec = json.loads((d / "phase.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if rec.get("status") == "running" and not _alive(rec.get("pid")):
-        rec["status"] = "interrupted"
-    return rec
 
 
 def rank(sweep: rd.Sweep) -> pd.DataFrame:
@@ -104,7 +94,7 @@ def make_plan(sweep: rd.Sweep, top: int, seeds: list[int]) -> dict[str, Any]:
 def next_phase(d: Path, top: int, seeds: list[int]) -> tuple[Path, dict | None]:
     """The phase directory to use: the unfinished one if the command matches it, else a new one."""
     phases = [p for name, p in rd.phase_dirs(d) if name != "search"]
-    last = read_phase(phases[-1]) if phases else None
+    last = rd.read_phase(phases[-1]) if phases else None
     if last and last.get("status") == "running":
         raise UserError(f"{phases[-1]} is running (pid {last.get('pid')}); wait for it to finish")
     if last and last.get("status") != "finished":
@@ -123,7 +113,7 @@ def describe_plan(plan: dict[str, Any], sweep: rd.Sweep, phase: str) -> str:
         lines.append(f"  {i}. {c['config_id']}: mean {c['mean']:.4f} over {c['n']} final seed(s); {params}")
     reused = plan["pairs"] - len(plan["points"])
     lines.append(f"  {plan['pairs']} (configuration, seed) pairs: {reused} already trained to the end (reused),"
-                 f" {len(plan['points'])} to run -> {phase}")
+                 f" {len(plan['points'])} to run" + (f" -> {phase}" if plan["points"] else ""))
     return "\n".join(lines)
 
 
@@ -201,10 +191,34 @@ def _run_phase(spec, phase_dir: Path, record: dict[str, Any], *, resume: bool, a
             ray.shutdown()
 
 
+class FixedPoints(Searcher):
+    """A Tune searcher that suggests `points` in order, once each, then finishes. Its position is
+    saved with the experiment, so a resumed phase never suggests a point twice."""
+
+    def __init__(self, points: list[dict[str, Any]]):
+        super().__init__()
+        self.points, self.next = list(points), 0
+
+    def suggest(self, trial_id: str):
+        if self.next >= len(self.points):
+            return Searcher.FINISHED
+        self.next += 1
+        return dict(self.points[self.next - 1])
+
+    def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
+        pass
+
+    def save(self, checkpoint_path: str) -> None:
+        Path(checkpoint_path).write_text(json.dumps({"points": self.points, "next": self.next}))
+
+    def restore(self, checkpoint_path: str) -> None:
+        state = json.loads(Path(checkpoint_path).read_text())
+        self.points, self.next = state["points"], state["next"]
+
+
 def build_tuner(spec, setup, phase_dir: Path, points: list[dict[str, Any]]):
     """A Tuner that runs exactly `points` (one trial each), no search, no scheduler."""
     from ray import tune
-    from ray.tune.search import BasicVariantGenerator
 
     from sweeper.aim_log import AimCallback
     from sweeper.progress import ProgressCallback
@@ -214,7 +228,7 @@ def build_tuner(spec, setup, phase_dir: Path, points: list[dict[str, Any]]):
     callbacks = [AimCallback(str(spec.aim_repo), spec.aim_experiment, spec.name, setup, f"{d}/aim_runs.json",
                              phase=phase_dir.name),
                  ProgressCallback(d, f"{spec.name}/{phase_dir.name}", spec.metric, spec.mode, len(points), setup)]
-    tune_config = tune.TuneConfig(search_alg=BasicVariantGenerator(points_to_evaluate=points), num_samples=len(points),
+    tune_config = tune.TuneConfig(search_alg=FixedPoints(points), num_samples=len(points),
                                   max_concurrent_trials=spec.max_concurrent, reuse_actors=True,
                                   trial_dirname_creator=trial_dirname)
     run_config = tune.RunConfig(name=phase_dir.name, storage_path=str(phase_dir.parent), callbacks=callbacks, verbose=0,

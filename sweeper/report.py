@@ -126,6 +126,22 @@ def status_line(sweep: rd.Sweep) -> str:
             f" Metric `{sweep.metric}` ({sweep.mode}).")
 
 
+def state_lines(sweep: rd.Sweep) -> list[str]:
+    """Say when the numbers are not the whole sweep: still running, or interrupted (search or a replicate phase)."""
+    if sweep.running:
+        return ["Still running: this report covers the trials finished so far; make it again when the sweep ends."]
+    lines = []
+    if sweep.record.get("status") == "interrupted":
+        lines.append(f"Interrupted: this report covers the trials finished so far; `python -m sweeper resume {sweep.name}`"
+                     " finishes the sweep.")
+    for phase, d in rd.phase_dirs(sweep.dir)[1:]:
+        rec = rd.read_phase(d) or {}
+        if rec.get("status") not in (None, "finished"):
+            lines.append(f"{phase} is {rec['status']}: `python -m sweeper replicate {sweep.name} --top {rec.get('top')}"
+                         f" --seeds {','.join(map(str, rec.get('seeds', [])))}` finishes it.")
+    return lines
+
+
 def main_blocks(sweep: rd.Sweep, table: pd.DataFrame, params: dict, dupes: int) -> list:
     blocks: list = [Heading(2, f"{sweep.metric} by configuration")]
     groups = list(table.index)
@@ -203,7 +219,8 @@ def not_counted_blocks(sweep: rd.Sweep) -> list:
         rows = [[r["group"], fmt(r["seed"]), r["phase"], f"{fmt(r['step'])}/{fmt(r.get('steps_target'))}",
                  fmt(r[sweep.metric])] for _, r in stopped.iterrows()]
         blocks += [Heading(3, f"Stopped early ({len(stopped)}): not final values, not in the statistics"),
-                   Para("Ended before train.steps (ASHA, or a time budget); the value is the one at the step shown."),
+                   Para("Ended before train.steps (ASHA, a time budget, or an interrupted sweep); the value is the one"
+                        " at the step shown."),
                    Table(["config", "seed", "phase", "step", sweep.metric], rows)]
     failed = t[t["outcome"].isin([rd.ERROR, rd.DIVERGED, rd.NAN_METRIC])]
     if len(failed):
@@ -252,19 +269,18 @@ def write_documents(blocks: list, out: Path, title: str, formats: list[str]) -> 
 
 
 def attach_to_aim(record: dict[str, Any], name: str, markdown: str, images: dict[str, Path],
-                  summary: dict[str, Any], state_file: Path, out) -> str | None:
-    """The report's table and plots on the sweep's Aim experiment (sweeper/aim_log.py does the writing)."""
+                  summary: dict[str, Any], state_file: Path) -> tuple[str | None, str]:
+    """The report's table and plots on the sweep's Aim experiment (sweeper/aim_log.py does the
+    writing); returns the run's hash (None when the repo is gone) and a line saying where."""
     from sweeper import aim_log
 
     repo = record.get("aim_repo")
     spec = record.get("spec") or {}
     experiment = (spec.get("aim") or {}).get("experiment") or spec.get("name") or record.get("name")
     if not repo or not Path(repo).is_dir():
-        print(f"Aim: repo {repo or '(none recorded)'} not found; report not attached", file=out)
-        return None
+        return None, f"Aim: repo {repo or '(none recorded)'} not found; report not attached"
     run_hash = aim_log.attach_report(repo, experiment, name, markdown, images, summary, state_file)
-    print(f"Aim: attached as run {run_hash} ('{name}') in experiment {experiment}", file=out)
-    return run_hash
+    return run_hash, f"Aim: run {run_hash} ('{name}', tag report) in experiment {experiment} of {repo}"
 
 
 def _json_safe(v: Any) -> Any:
@@ -273,8 +289,7 @@ def _json_safe(v: Any) -> Any:
     return rd._plain(v)
 
 
-def make_report(sweep: rd.Sweep, out_dir: Path, formats: list[str], *, seed: int = 0, aim: bool = True,
-                out=None) -> dict[str, Any]:
+def make_report(sweep: rd.Sweep, out_dir: Path, formats: list[str], *, seed: int = 0, aim: bool = True) -> dict[str, Any]:
     """Compute, plot, write and attach the report of one sweep; returns what it wrote."""
     out_dir.mkdir(parents=True, exist_ok=True)
     final, dupes = final_trials(sweep)
@@ -284,8 +299,7 @@ def make_report(sweep: rd.Sweep, out_dir: Path, formats: list[str], *, seed: int
     steps = rd.load_steps(sweep)
     images = make_plots(sweep, final, table, steps, out_dir / "plots")
     blocks: list = [Heading(1, f"Sweep report: {sweep.name}")]
-    if sweep.running:
-        blocks.append(Para("Still running: this report covers the trials finished so far; make it again when the sweep ends."))
+    blocks += [Para(line) for line in state_lines(sweep)]
     blocks += [Para(f"`{sweep.dir}` (status {sweep.record.get('status', 'unknown')}). {status_line(sweep)}"),
                Para(STATS_NOTE.format(resamples=stats.N_RESAMPLES, seed=seed))]
     blocks += main_blocks(sweep, table, params, dupes)
@@ -304,10 +318,10 @@ def make_report(sweep: rd.Sweep, out_dir: Path, formats: list[str], *, seed: int
     head = {"sweep": sweep.name, "metric": sweep.metric, "mode": sweep.mode, "running": sweep.running,
             "configs": [{"config_id": g, **{k: _json_safe(table.loc[g, k]) for k in ("n", "mean", "std", "ci_low", "ci_high")}}
                         for g in groups[:20]]}
-    aim_hash = attach_to_aim(sweep.record, f"{sweep.name}/report", markdown, {k: p for k, (_, p) in images.items()},
-                             head, out_dir / "aim_run.json", out) if aim else None
+    aim_hash, aim_line = attach_to_aim(sweep.record, f"{sweep.name}/report", markdown, {k: p for k, (_, p) in images.items()},
+                                       head, out_dir / "aim_run.json") if aim else (None, "")
     return {"dir": out_dir, "docs": docs, "exports": exports, "images": images, "table": table,
-            "markdown": markdown, "aim_run": aim_hash, "blocks": blocks}
+            "markdown": markdown, "aim_run": aim_hash, "aim_lines": [aim_line] if aim_line else [], "blocks": blocks}
 
 
 def make_plots(sweep: rd.Sweep, final: pd.DataFrame, table: pd.DataFrame, steps: pd.DataFrame,
@@ -358,15 +372,17 @@ def report_command(args, out=None) -> int:
         from sweeper.compare import make_comparison
 
         result = make_comparison(*args.sweeps, out_dir, formats, storage=args.storage, metric=args.metric,
-                                 seed=args.seed, aim=not args.no_aim, out=out)
+                                 seed=args.seed, aim=not args.no_aim)
         print(result["markdown"].split("\n## Plots")[0].rstrip(), file=out)
     else:
         sweep = rd.load(args.sweeps[0], args.storage, args.metric)
-        result = make_report(sweep, out_dir or sweep.dir / "report", formats, seed=args.seed, aim=not args.no_aim, out=out)
+        result = make_report(sweep, out_dir or sweep.dir / "report", formats, seed=args.seed, aim=not args.no_aim)
         print(to_markdown(result["blocks"][:_first_heading(result["blocks"], 2, 2)], result["dir"]).rstrip(), file=out)
     for kind, path in result["docs"].items():
         print(f"{kind}: {path}", file=out)
     print(f"tables: {', '.join(p.name for p in result['exports'])} in {result['dir']}", file=out)
+    for line in result["aim_lines"]:
+        print(line, file=out)
     return 0
 
 

@@ -27,7 +27,7 @@ import pandas as pd
 
 from trm_core.errors import UserError, did_you_mean
 
-from sweeper.sweeps import find_sweep, read_record
+from sweeper.sweeps import _alive, find_sweep, read_record
 
 FINAL, STOPPED, ERROR, DIVERGED, NAN_METRIC, UNFINISHED = (
     "final", "stopped_early", "error", "diverged", "nan_metric", "unfinished")
@@ -74,6 +74,17 @@ def phase_dirs(d: Path) -> list[tuple[str, Path]]:
     return [("search", d)] + [(p.name, p) for p in reps]
 
 
+def read_phase(d: Path) -> dict[str, Any] | None:
+    """A replicate phase's phase.json; 'running' whose driver is gone reads as 'interrupted'."""
+    try:
+        rec = json.loads((d / "phase.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if rec.get("status") == "running" and not _alive(rec.get("pid")):
+        rec["status"] = "interrupted"
+    return rec
+
+
 def load(name_or_path: str, storage: str | None = None, metric: str | None = None) -> Sweep:
     d = find_sweep(name_or_path, storage)
     record = read_record(d) or {}
@@ -91,8 +102,6 @@ def load(name_or_path: str, storage: str | None = None, metric: str | None = Non
         known = [c for c in trials.columns if "/" in c and not c.startswith(PARAM)]
         raise UserError(f"--metric {metric}: sweep {d.name} has no such column{did_you_mean(metric, known)};"
                         f" its metrics: {', '.join(known) or 'none yet'}")
-    from sweeper.replicate import read_phase
-
     running = record.get("status") == "running" or any(
         (read_phase(p) or {}).get("status") == "running" for _, p in phase_dirs(d)[1:])
     sweep = Sweep(name=d.name, dir=d, record=record, metric=metric, mode=record.get("mode", "max"),
