@@ -115,8 +115,8 @@ def comparison_table(a: Side, b: Side, seed: int) -> pd.DataFrame:
         va = pd.to_numeric(a.final[m], errors="coerce").dropna()
         vb = pd.to_numeric(b.final[m], errors="coerce").dropna()
         da, db = stats.describe(va, seed), stats.describe(vb, seed)
-        rows.append({"metric": m, **{f"a_{k}": v for k, v in da.items()}, **{f"b_{k}": v for k, v in db.items()},
-                     **stats.compare(va, vb, seed)})
+        diff = {k: v for k, v in stats.compare(va, vb, seed).items() if k not in ("n_a", "n_b")}
+        rows.append({"metric": m, **{f"a_{k}": v for k, v in da.items()}, **{f"b_{k}": v for k, v in db.items()}, **diff})
     return pd.DataFrame(rows)
 
 

@@ -171,12 +171,12 @@ def cost_blocks(sweep: rd.Sweep, table: pd.DataFrame) -> list:
     if table.empty or not cols:
         return []
     cpu, gpu = sweep.resources()
-    reserved = f"{gpu:g} GPU" if gpu > 0 else f"{cpu:g} CPU"
+    reserved = f"{gpu:g} GPU" if gpu > 0 else f"{cpu:g} CPU{'s' * (cpu != 1)}"
     t = sweep.trials
     rows = [[g, *[fmt(r[c]) for c, _ in cols]] for g, r in table.iterrows()]
     total = pd.to_numeric(t["device_s"], errors="coerce").sum()
     return [Heading(2, "Cost (mean per final trial)"),
-            Para(f"wall s: trial end minus start; {sweep.device} s: wall s x the {reserved} a trial reserves"
+            Para(f"wall s: trial end minus start; {sweep.device} s: wall s x {reserved} reserved per trial"
                  f" (all trials of the sweep: {fmt(total)} {sweep.device} s); puzzle-steps/s: the trainer's last"
                  " log window; ACT steps / NFE: per held-out puzzle."),
             Table(["config", *[label for _, label in cols]], rows)]
@@ -201,7 +201,9 @@ def metric_blocks(sweep: rd.Sweep, final: pd.DataFrame, groups: list[str], seed:
         for g in groups:
             part = final[final["group"] == g]
             for r in row_names:
-                rows.append([g, r, *[_pm_of(part[lookup[(r, c)]], seed) if (r, c) in lookup else "" for c in col_names]])
+                cells = [_pm_of(part[lookup[(r, c)]], seed) if (r, c) in lookup else NA for c in col_names]
+                if any(cell != NA for cell in cells):  # configurations without these keys get no row
+                    rows.append([g, r, *cells])
         blocks += [Heading(2, f"`{ns}/<row>/<column>` metrics (mean ± std (n))"), Table(["config", "row", *col_names], rows)]
     return blocks
 

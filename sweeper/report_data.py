@@ -181,7 +181,8 @@ def _seconds(col: pd.Series | None) -> pd.Series:
 
 def load_steps(sweep: Sweep) -> pd.DataFrame:
     """Every report a trial made (Ray's trial_*/result.json, one JSON line per evaluation): step and
-    the numeric metrics, with the trial's identity. A trial still writing may end in a partial line."""
+    the numeric metrics, with the trial's identity; one row per (trial, step). A trial still writing
+    may end in a partial line, which is skipped."""
     rows = []
     keep = ["phase", "trial_id", "group", "seed", "outcome"]
     for _, trial in sweep.trials.iterrows():
@@ -196,4 +197,6 @@ def load_steps(sweep: Sweep) -> pd.DataFrame:
             metrics = {k: v for k, v in result.items() if ("/" in k and not k.startswith("config/")
                        and isinstance(v, (int, float)) and not isinstance(v, bool))}
             rows.append({**{k: trial[k] for k in keep}, "step": result.get("step"), **metrics})
-    return pd.DataFrame(rows, columns=None if rows else keep + ["step"])
+    steps = pd.DataFrame(rows, columns=None if rows else keep + ["step"])
+    # a trial restarted without a checkpoint reports its first steps again: the last report wins
+    return steps.drop_duplicates(["phase", "trial_id", "step"], keep="last", ignore_index=True)
