@@ -114,6 +114,8 @@ def comparison_table(a: Side, b: Side, seed: int) -> pd.DataFrame:
     for m in compared_metrics(a, b):
         va = pd.to_numeric(a.final[m], errors="coerce").dropna()
         vb = pd.to_numeric(b.final[m], errors="coerce").dropna()
+        if m != a.sweep.metric and va.nunique() == 1 and set(va) == set(vb):
+            continue  # the same constant on both sides (eval/n_puzzles, steps): nothing to compare
         da, db = stats.describe(va, seed), stats.describe(vb, seed)
         diff = {k: v for k, v in stats.compare(va, vb, seed).items() if k not in ("n_a", "n_b")}
         rows.append({"metric": m, **{f"a_{k}": v for k, v in da.items()}, **{f"b_{k}": v for k, v in db.items()}, **diff})
@@ -122,10 +124,10 @@ def comparison_table(a: Side, b: Side, seed: int) -> pd.DataFrame:
 
 def _side_text(name: str, s: Side) -> str:
     params = rp.group_params(s.sweep).get(s.group, {})
-    chosen = (f"the best of {s.candidates} configurations by mean {s.sweep.metric}" if s.candidates > 1
-              else "its only configuration with final trials")
+    chosen = (f"the best of {s.candidates} configurations by mean {s.sweep.metric}, " if s.candidates > 1
+              else "configuration ")
     values = ", ".join(f"`{k}` = {fmt(v)}" for k, v in params.items()) or "no parameters"
-    return (f"{name} = `{s.label}`: {chosen}, {s.group} ({values}); {len(s.final)} seed(s):"
+    return (f"{name} = `{s.label}`: {chosen}{s.group} ({values}); {len(s.final)} seed(s):"
             f" {','.join(str(int(x)) for x in sorted(s.final['seed']))}.")
 
 
@@ -185,7 +187,7 @@ def make_comparison(text_a: str, text_b: str, out_dir: Path | None, formats: lis
     aim_runs, aim_lines = [], []
     if aim:
         head = {"a": text_a, "b": text_b, "metric": a.sweep.metric,
-                **{k: rp._json_safe(table.iloc[0][k]) for k in ("diff", "diff_ci_low", "diff_ci_high", "welch_p", "p_improve")}}
+                **{k: rp.json_safe(table.iloc[0][k]) for k in ("diff", "diff_ci_low", "diff_ci_high", "welch_p", "p_improve")}}
         for s in {str(s.sweep.dir): s for s in (a, b)}.values():  # each sweep's experiment once
             run_hash, line = rp.attach_to_aim(s.sweep.record, f"compare/{text_a} vs {text_b}", markdown,
                                               {k: p for k, (_, p) in images.items()}, head,

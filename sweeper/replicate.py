@@ -173,7 +173,8 @@ def _run_phase(spec, phase_dir: Path, record: dict[str, Any], *, resume: bool, a
             tuner.fit()
         except KeyboardInterrupt:
             pass
-        record["status"], record["errors"] = _final_status(phase_dir, len(record["points"]))
+        record["status"], record["errors"] = _final_status(phase_dir, len(record["points"]),
+                                                           spec.base_cfg.train.time_budget_s > 0)
         record.update(wall_s=round(time.time() - t0, 2), finished_at=time.time())
         aim_log.reindex(spec.aim_repo)
         write_json_atomic(phase_dir / "phase.json", record)
@@ -237,8 +238,16 @@ def build_tuner(spec, setup, phase_dir: Path, points: list[dict[str, Any]]):
     return tune.Tuner(_trainable(setup, spec), tune_config=tune_config, run_config=run_config)
 
 
-def _final_status(phase_dir: Path, n: int) -> tuple[str, int]:
+def _final_status(phase_dir: Path, n: int, time_budget: bool) -> tuple[str, int]:
+    """finished when each of the n trials trained to train.steps or failed, else interrupted.
+
+    With no scheduler, a trial that ended early was interrupted (Ctrl-C labels it stopped_early,
+    or done without a step) unless the trainer has a time budget; Tune's restore re-runs it."""
     table = phase_dir / "results.csv"
-    status = pd.read_csv(table, usecols=["status"])["status"] if table.exists() else pd.Series([], dtype=str)
-    ended = int(status.isin(["done", "stopped_early", "error"]).sum())
-    return ("finished" if ended >= n else "interrupted"), int((status == "error").sum())
+    if not table.exists():
+        return "interrupted", 0
+    t = pd.read_csv(table)
+    ended = (t["status"] == "error") | ((t["status"] == "done") & (t["step"] >= t["steps_target"]))
+    if time_budget:
+        ended |= t["status"] == "stopped_early"
+    return ("finished" if int(ended.sum()) >= n else "interrupted"), int((t["status"] == "error").sum())

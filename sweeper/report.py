@@ -51,7 +51,7 @@ def group_params(sweep: rd.Sweep) -> dict[str, dict[str, Any]]:
     """group -> {param: value} (parameters the configuration did not sample are absent)."""
     out: dict[str, dict[str, Any]] = {}
     for _, row in sweep.trials.drop_duplicates("group").iterrows():
-        out[row["group"]] = {c[len(rd.PARAM):]: rd._plain(row[c]) for c in sweep.params if not rd._missing(rd._plain(row[c]))}
+        out[row["group"]] = {c[len(rd.PARAM):]: rd.plain(row[c]) for c in sweep.params if not rd.is_missing(rd.plain(row[c]))}
     return out
 
 
@@ -227,7 +227,7 @@ def not_counted_blocks(sweep: rd.Sweep) -> list:
     failed = t[t["outcome"].isin([rd.ERROR, rd.DIVERGED, rd.NAN_METRIC])]
     if len(failed):
         rows = [[r["group"], fmt(r["seed"]), r["phase"], r["outcome"].replace("_", " "), fmt(r[sweep.metric]),
-                 "" if rd._missing(r["error"]) else str(r["error"])[:160]] for _, r in failed.iterrows()]
+                 "" if rd.is_missing(r["error"]) else str(r["error"])[:160]] for _, r in failed.iterrows()]
         blocks += [Heading(3, f"Errored, diverged or without a value ({len(failed)}): excluded"),
                    Table(["config", "seed", "phase", "outcome", sweep.metric, "error"], rows)]
     unfinished = t[t["outcome"] == rd.UNFINISHED]
@@ -285,10 +285,10 @@ def attach_to_aim(record: dict[str, Any], name: str, markdown: str, images: dict
     return run_hash, f"Aim: run {run_hash} ('{name}', tag report) in experiment {experiment} of {repo}"
 
 
-def _json_safe(v: Any) -> Any:
+def json_safe(v: Any) -> Any:
     if isinstance(v, float) and not np.isfinite(v):
         return None
-    return rd._plain(v)
+    return rd.plain(v)
 
 
 def make_report(sweep: rd.Sweep, out_dir: Path, formats: list[str], *, seed: int = 0, aim: bool = True) -> dict[str, Any]:
@@ -318,7 +318,7 @@ def make_report(sweep: rd.Sweep, out_dir: Path, formats: list[str], *, seed: int
     docs = write_documents(blocks, out_dir, f"Sweep report: {sweep.name}", formats)
     markdown = to_markdown(blocks, out_dir)
     head = {"sweep": sweep.name, "metric": sweep.metric, "mode": sweep.mode, "running": sweep.running,
-            "configs": [{"config_id": g, **{k: _json_safe(table.loc[g, k]) for k in ("n", "mean", "std", "ci_low", "ci_high")}}
+            "configs": [{"config_id": g, **{k: json_safe(table.loc[g, k]) for k in ("n", "mean", "std", "ci_low", "ci_high")}}
                         for g in groups[:20]]}
     aim_hash, aim_line = attach_to_aim(sweep.record, f"{sweep.name}/report", markdown, {k: p for k, (_, p) in images.items()},
                                        head, out_dir / "aim_run.json") if aim else (None, "")

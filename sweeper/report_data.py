@@ -96,7 +96,8 @@ def load(name_or_path: str, storage: str | None = None, metric: str | None = Non
             df.insert(0, "phase", phase)
             df["trial_dir"] = [str(pd_dir / f"trial_{t}") for t in df["trial_id"]]  # runner.trial_dirname
             frames.append(df)
-    trials = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["trial_id", "status", "seed"])
+    trials = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["phase", "trial_id", "config_id", "seed", "status", "step", "trial_dir"])
     metric = metric or record.get("metric") or "eval/exact_acc"
     if frames and metric not in trials:
         known = [c for c in trials.columns if "/" in c and not c.startswith(PARAM)]
@@ -120,7 +121,7 @@ def prepare(sweep: Sweep) -> None:
         df[sweep.metric] = np.nan
     df["outcome"] = outcomes(df, sweep.metric)
     df["group"] = groups(df)
-    df["wall_s"] = _seconds(df.get("ended_at")) - _seconds(df.get("started_at"))
+    df["wall_s"] = _seconds(df, "ended_at") - _seconds(df, "started_at")
     cpu, gpu = sweep.resources()
     df["device_s"] = df["wall_s"] * (gpu if gpu > 0 else cpu)
 
@@ -141,11 +142,11 @@ def outcomes(df: pd.DataFrame, metric: str) -> pd.Series:
                      index=df.index)
 
 
-def _plain(v: Any) -> Any:
+def plain(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
-def _missing(v: Any) -> bool:
+def is_missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
@@ -153,7 +154,7 @@ def param_key(row: pd.Series, params: list[str]) -> str:
     """The configuration's identity: its parameters (seed excluded), absent ones left out, so a
     conditional parameter that was not sampled groups with its equals (pandas' groupby would drop
     NaN keys)."""
-    present = {c[len(PARAM):]: _plain(row[c]) for c in params if not _missing(_plain(row[c]))}
+    present = {c[len(PARAM):]: plain(row[c]) for c in params if not is_missing(plain(row[c]))}
     return json.dumps(present, sort_keys=True, default=str)
 
 
@@ -168,10 +169,11 @@ def groups(df: pd.DataFrame) -> pd.Series:
     return pd.Series([labels[k] for k in keys], index=df.index, dtype=object)
 
 
-def _seconds(col: pd.Series | None) -> pd.Series:
-    """Epoch seconds from epoch floats or ISO-8601 strings (NaN where absent)."""
-    if col is None:
-        return pd.Series(np.nan)
+def _seconds(df: pd.DataFrame, name: str) -> pd.Series:
+    """Epoch seconds from a column of epoch floats or ISO-8601 strings (NaN where absent)."""
+    if name not in df:
+        return pd.Series(np.nan, index=df.index, dtype=float)
+    col = df[name]
     numeric = pd.to_numeric(col, errors="coerce")
     if numeric.notna().sum() >= col.notna().sum():
         return numeric.astype(float)

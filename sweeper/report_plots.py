@@ -42,26 +42,28 @@ def per_seed(groups: Sequence[str], final: dict[str, np.ndarray], stopped: dict[
     """`summary` has one row per group with mean, ci_low, ci_high (indexed by group)."""
     fig = Figure(figsize=(max(5.0, 0.75 * len(groups) + 2.0), 3.8))
     ax = fig.add_subplot()
+    labelled: set[str] = set()
+
+    def once(label: str) -> str | None:  # one legend entry per kind of mark
+        return None if label in labelled or labelled.add(label) else label
+
     for i, g in enumerate(groups):
         y = final.get(g, np.array([]))
-        ax.scatter(i + _jitter(len(y)), y, s=22, color="C0", zorder=3, label="final seed" if i == 0 else None)
+        ax.scatter(i + _jitter(len(y)), y, s=22, color="C0", zorder=3, label=once("final seed"))
         s = stopped.get(g, np.array([]))
         if len(s):
             ax.scatter(i + 0.3 + _jitter(len(s)) / 3, s, s=22, facecolors="none", edgecolors="0.55", zorder=2,
-                       label="stopped early (not final)")
+                       label=once("stopped early (not final)"))
         if g in summary.index and np.isfinite(summary.loc[g, "mean"]):
             row = summary.loc[g]
-            ax.hlines(row["mean"], i - 0.25, i + 0.25, color="C3", lw=2, zorder=4, label="mean" if i == 0 else None)
+            ax.hlines(row["mean"], i - 0.25, i + 0.25, color="C3", lw=2, zorder=4, label=once("mean"))
             if np.isfinite(row["ci_low"]):
-                ax.vlines(i, row["ci_low"], row["ci_high"], color="C3", lw=1, zorder=4,
-                          label="95% bootstrap CI" if i == 0 else None)
+                ax.vlines(i, row["ci_low"], row["ci_high"], color="C3", lw=1, zorder=4, label=once("95% bootstrap CI"))
     ax.set_xticks(range(len(groups)), groups, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(metric)
     ax.set_title(title, fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    ax.legend(unique.values(), unique.keys(), fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="best")
     return _save(fig, path)
 
 

@@ -49,7 +49,7 @@ def replicated(ray_cluster, tmp_path_factory):
     raw.update(name="rep", seeds=[0], scheduler="none", storage=str(d / "sweeps"),
                aim={"repo": str(d / "aim"), "experiment": "rep"})
     raw["space"] = {"optim.lr": {"type": "float", "low": 1e-3, "high": 3e-3, "log": True}}
-    raw["search"] = {"sampler": "random", "seed": 0, "num_samples": 2, "max_concurrent": 2}
+    raw["search"] = {"sampler": "random", "seed": 0, "num_samples": 2, "max_concurrent": 1}  # one trial at a time
     spec = write_spec(d / "rep.yaml", raw)
     assert main(["run", spec]) == 0
     sweep_dir = d / "sweeps" / "rep"

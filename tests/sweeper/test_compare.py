@@ -45,7 +45,7 @@ def test_two_groups_of_one_sweep(two):
     assert {"wall_s", "device_s"} <= set(out["table"]["metric"])
     md = (out["dir"] / "report.md").read_text()
     assert "a seed of B scores higher than a seed of A with probability 1" in md
-    assert "its only configuration with final trials" in md and (out["dir"] / "report.html").exists()
+    assert "A = `wta:model.n_chains=1`: configuration cfg-k1" in md and (out["dir"] / "report.html").exists()
     assert set(out["images"]) == {"per_seed", "curves"}
 
 

@@ -75,3 +75,18 @@ def test_fixed_points_suggests_each_point_once_across_a_restore(tmp_path):
     again = FixedPoints([])
     again.restore(str(tmp_path / "state"))
     assert again.suggest("t2") == {"x": 2} and again.suggest("t3") == FixedPoints.FINISHED
+
+
+def test_bad_replicate_arguments_fail_before_ray_starts(searched):
+    from sweeper.cli import main
+
+    base = ["replicate", "s", "--storage", str(searched)]
+    with pytest.raises(UserError, match="--top must be >= 1, but got 0"):
+        main([*base, "--top", "0", "--seeds", "0,1"])
+    with pytest.raises(UserError, match="--seeds must be integers like 0,1,2,3 or 0-3, but got 'one'"):
+        main([*base, "--top", "1", "--seeds", "one"])
+    with pytest.raises(UserError, match="no sweep 'nope'"):
+        main(["replicate", "nope", "--top", "1", "--seeds", "0", "--storage", str(searched)])
+    import ray
+
+    assert not ray.is_initialized()

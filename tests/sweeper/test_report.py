@@ -136,3 +136,14 @@ def test_cli_report_and_bad_input(tricky, capsys):
         main(["report", "tricky", "--storage", str(tricky), "--metric", "eval/exact_ac"])
     with pytest.raises(UserError, match="no sweep 'nope'"):
         main(["report", "nope", "--storage", str(tricky)])
+
+
+def test_iso_timestamps_and_a_sweep_without_results_yet(tmp_path):
+    rows = [trial("t0", "cfg-a", 0, "done", 0.5, {"optim.lr": 1e-3})]
+    rows[0].update(started_at="2026-12-01T10:00:00+00:00", ended_at="2026-12-01T10:01:30.5+00:00")
+    write_sweep(tmp_path, "iso", rows)
+    assert rd.load("iso", str(tmp_path)).trials["wall_s"].tolist() == [90.5]
+    (tmp_path / "iso" / "results.csv").unlink()  # a sweep that has not finished a trial yet
+    sweep, out = _report(tmp_path, "iso")
+    assert sweep.trials.empty and out["table"].empty and out["images"] == {}
+    assert "No configuration has a trial trained to the end yet" in out["markdown"]
