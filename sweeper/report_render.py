@@ -94,7 +94,8 @@ def to_markdown(blocks: Sequence[Block], base: Path) -> str:
 _CSS = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2em auto; max-width: 1100px;
        color: #222; line-height: 1.45; padding: 0 1em; }
-table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.86em; }
+table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.86em; display: block; max-width: 100%;
+        overflow-x: auto; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.55em; text-align: right; white-space: nowrap; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.4em 0 1em; }
