@@ -6,7 +6,9 @@ trial's sampled and constant keys, plus its seed), the sweep's name, the trial i
 configuration id shared by the seeds of one sampled configuration, the full resolved trainer
 config, and every metric the trainer reports: `train/loss` is tracked as `loss` in context
 {subset: train}, `eval/exact_acc` as `exact_acc` in {subset: eval}, against the trainer's `step`.
-A non-scalar metric (an evaluation table) is tracked as aim.Text holding its JSON.
+A non-scalar metric (an evaluation table) is tracked as aim.Text holding its JSON. Runs of a
+replicate phase also carry `sweep.phase` and the tag `replicate`; `attach_report` puts a sweep's
+report (table and plots) in its experiment as one more run, tagged `report`.
 """
 
 from __future__ import annotations
