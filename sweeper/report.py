@@ -95,8 +95,10 @@ def families(columns: list[str]) -> dict[str, list[tuple[str, str, str]]]:
 
 
 def eval_metrics(columns: list[str], main: str) -> list[str]:
-    """Two-part keys in an eval namespace (eval/..., eval_tts/...), the main metric excluded."""
-    return [c for c in columns if c != main and c.count("/") == 1 and c.split("/")[0].startswith("eval")]
+    """Two-part keys of held-out evaluations (eval/..., eval_tts/..., final/... on the whole split),
+    the main metric excluded."""
+    return [c for c in columns if c != main and c.count("/") == 1
+            and (c.startswith("eval") or c.startswith("final/"))]
 
 
 # ---------------------------------------------------------------------------------------------

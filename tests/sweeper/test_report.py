@@ -14,7 +14,7 @@ from report_helpers import A_VALUES, METRIC, trial, tricky_rows, write_sweep
 
 from sweeper import report_data as rd
 from sweeper.cli import main
-from sweeper.report import families, make_report
+from sweeper.report import eval_metrics, families, make_report
 
 
 @pytest.fixture()
@@ -76,6 +76,8 @@ def test_per_rule_keys_are_grouped_by_pattern(tricky):
                      ("eval_tts/majority/cell_acc", "majority", "cell_acc")],
         "train": [("train/win_rate/0", "win_rate", "0")],
         "eval": [("eval/halt_first/exact_acc", "halt_first", "exact_acc")]}
+    assert eval_metrics(["eval/exact_acc", "final/exact_acc", "train/loss", "eval_tts/x", "eval/halt_first/exact_acc"],
+                        "eval/exact_acc") == ["final/exact_acc", "eval_tts/x"]
     _, out = _report(tricky)
     md = out["markdown"]
     assert "`eval_tts/<row>/<column>` metrics" in md and "`train/<row>/<column>` metrics" in md
