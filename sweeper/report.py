@@ -185,7 +185,8 @@ def cost_blocks(sweep: rd.Sweep, table: pd.DataFrame) -> list:
 
 
 def metric_blocks(sweep: rd.Sweep, final: pd.DataFrame, groups: list[str], seed: int) -> list:
-    """Other final eval metrics, then one table per family of per-rule keys (mean ± std (n))."""
+    """Other final eval metrics, then per family of per-rule keys (NS/ROW/COLUMN) the full statistics
+    of the column the report's metric names (e.g. every rule's exact_acc) and mean ± std (n) of all."""
     cols = [c for c in sweep.metric_columns() if final[c].notna().any()] if not final.empty else []
     blocks: list = []
     others = eval_metrics(cols, sweep.metric)
@@ -195,18 +196,27 @@ def metric_blocks(sweep: rd.Sweep, final: pd.DataFrame, groups: list[str], seed:
             part = final[final["group"] == g]
             rows.append([g, *[_pm_of(part[m], seed) for m in others]])
         blocks += [Heading(2, "Final evaluation metrics (mean ± std (n))"), Table(["config", *others], rows)]
+    leaf = sweep.metric.rsplit("/", 1)[-1]
     for ns, keys in families(cols).items():
         col_names = list(dict.fromkeys(col for _, _, col in keys))
         row_names = list(dict.fromkeys(row for _, row, _ in keys))
         lookup = {(row, col): key for key, row, col in keys}
-        rows = []
+        full, compact = [], []
         for g in groups:
             part = final[final["group"] == g]
             for r in row_names:
                 cells = [_pm_of(part[lookup[(r, c)]], seed) if (r, c) in lookup else NA for c in col_names]
                 if any(cell != NA for cell in cells):  # configurations without these keys get no row
-                    rows.append([g, r, *cells])
-        blocks += [Heading(2, f"`{ns}/<row>/<column>` metrics (mean ± std (n))"), Table(["config", "row", *col_names], rows)]
+                    compact.append([g, r, *cells])
+                if (r, leaf) in lookup and part[lookup[(r, leaf)]].notna().any():
+                    d = stats.describe(pd.to_numeric(part[lookup[(r, leaf)]], errors="coerce").dropna(), seed)
+                    full.append([g, r, str(d["n"]), fmt(d["mean"]), fmt(d["std"]), ci(d["ci_low"], d["ci_high"]),
+                                 fmt(d["min"]), fmt(d["max"])])
+        blocks.append(Heading(2, f"`{ns}/<row>/<column>` metrics"))
+        if full:
+            blocks += [Para(f"`{ns}/<row>/{leaf}`, per configuration and row:"),
+                       Table(["config", "row", "n", "mean", "std", "95% CI", "min", "max"], full)]
+        blocks += [Para("All columns, mean ± std (n):"), Table(["config", "row", *col_names], compact)]
     return blocks
 
 

@@ -81,6 +81,8 @@ def test_per_rule_keys_are_grouped_by_pattern(tricky):
     _, out = _report(tricky)
     md = out["markdown"]
     assert "`eval_tts/<row>/<column>` metrics" in md and "`train/<row>/<column>` metrics" in md
+    full = re.search(r"\| cfg-aaaa \| halt_first \| 4 \| 0.965 \| 0.01291 \| \[(\S+), (\S+)\] \| 0.95 \| 0.98 \|", md)
+    assert full and 0.95 <= float(full[1]) < 0.965 < float(full[2]) <= 0.98  # each rule's full statistics
     halt_first = next(line for line in md.splitlines() if line.startswith("| cfg-aaaa | halt_first | 0.965 ±"))
     assert "0.01291 (4)" in halt_first  # 0.95..0.98: sample std sqrt(0.0005 / 3)
     assert "| cfg-aaaa | win_rate | 0.375 ± 0.3227 (4) | 0.625 ± 0.3227 (4) |" in md
