@@ -379,7 +379,14 @@ def report_command(args, out=None) -> int:
 
     out = out or sys.stdout
     formats = parse_formats(args.format)
+    if args.seed < 0:
+        raise UserError(f"--seed must be an integer >= 0, but got {args.seed}")
     out_dir = Path(args.out).resolve() if args.out else None
+    if out_dir is not None:
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"--out {args.out}: must be a folder we can write, but {exc.strerror.lower()}") from None
     if len(args.sweeps) > 2:
         raise UserError(f"report takes one sweep, or two sides to compare, but got {len(args.sweeps)}: {' '.join(args.sweeps)}")
     if len(args.sweeps) == 2:

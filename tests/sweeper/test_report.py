@@ -140,6 +140,11 @@ def test_cli_report_and_bad_input(tricky, capsys):
         main(["report", "tricky", "--storage", str(tricky), "--metric", "eval/exact_ac"])
     with pytest.raises(UserError, match="no sweep 'nope'"):
         main(["report", "nope", "--storage", str(tricky)])
+    (tricky / "a_file").write_text("x")
+    with pytest.raises(UserError, match="--out .*a_file: must be a folder we can write, but file exists"):
+        main(["report", "tricky", "--storage", str(tricky), "--out", str(tricky / "a_file")])
+    with pytest.raises(UserError, match="--seed must be an integer >= 0, but got -1"):
+        main(["report", "tricky", "--storage", str(tricky), "--seed", "-1"])
 
 
 def test_iso_timestamps_and_a_sweep_without_results_yet(tmp_path):
@@ -151,3 +156,17 @@ def test_iso_timestamps_and_a_sweep_without_results_yet(tmp_path):
     sweep, out = _report(tmp_path, "iso")
     assert sweep.trials.empty and out["table"].empty and out["images"] == {}
     assert "No configuration has a trial trained to the end yet" in out["markdown"]
+
+
+def test_bad_report_input_is_one_line_exit_2(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.run([sys.executable, "-m", "sweeper", "report", "nope", "--storage", str(tmp_path)],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+    assert "no sweep 'nope'" in proc.stderr
