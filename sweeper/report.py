@@ -244,7 +244,8 @@ def not_counted_blocks(sweep: rd.Sweep) -> list:
                    Table(["config", "seed", "phase", "outcome", sweep.metric, "error"], rows)]
     unfinished = t[t["outcome"] == rd.UNFINISHED]
     if len(unfinished):
-        states = ", ".join(f"{n} {s}" for s, n in unfinished["status"].value_counts().items())
+        said = unfinished["status"].replace({"done": "ended before its first report"})
+        states = ", ".join(f"{n} {s}" for s, n in said.value_counts().items())
         blocks.append(Para(f"Not finished ({len(unfinished)}: {states}): not in this report's statistics."))
     return ([Heading(2, "Trials not counted")] + blocks) if blocks else []
 

@@ -10,7 +10,7 @@ Outcome of a trial, for the report's metric (only `final` trials enter the stati
   error          the trial failed (its first error line is listed)
   diverged       the trainer stopped on a non-finite loss, or the metric is +/-inf
   nan_metric     finished, but the metric is NaN or was not reported
-  unfinished     still running, pending, paused or interrupted
+  unfinished     still running, pending, paused or interrupted (or ended before its first report)
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from sweeper.sweeps import _alive, find_sweep, read_record
 FINAL, STOPPED, ERROR, DIVERGED, NAN_METRIC, UNFINISHED = (
     "final", "stopped_early", "error", "diverged", "nan_metric", "unfinished")
 PARAM = "param:"
+ID_COLUMNS = {"trial_id": str, "config_id": str, "aim_run": str}
 NFE_KEY, ACT_STEPS_KEY, SPEED_KEY = "eval/avg_nfe", "eval/avg_steps", "perf/puzzle_steps_per_s"
 
 
@@ -89,12 +90,12 @@ def load(name_or_path: str, storage: str | None = None, metric: str | None = Non
     d = find_sweep(name_or_path, storage)
     record = read_record(d) or {}
     frames = []
-    for phase, pd_dir in phase_dirs(d):
-        table = pd_dir / "results.csv"
+    for phase, phase_dir in phase_dirs(d):
+        table = phase_dir / "results.csv"
         if table.exists():
-            df = pd.read_csv(table)
+            df = pd.read_csv(table, dtype=ID_COLUMNS)  # a trial id may be all digits ('01234567')
             df.insert(0, "phase", phase)
-            df["trial_dir"] = [str(pd_dir / f"trial_{t}") for t in df["trial_id"]]  # runner.trial_dirname
+            df["trial_dir"] = [str(phase_dir / f"trial_{t}") for t in df["trial_id"]]  # runner.trial_dirname
             frames.append(df)
     trials = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["phase", "trial_id", "config_id", "seed", "status", "step", "trial_dir"])
@@ -130,15 +131,17 @@ def outcomes(df: pd.DataFrame, metric: str) -> pd.Series:
     value = pd.to_numeric(df[metric], errors="coerce")
     status = df["status"].astype(str)
     diverged_error = df["error"].astype(str).str.contains("diverged", case=False, na=False)
+    never_reported = pd.to_numeric(df["step"], errors="coerce").isna()  # e.g. ended by Ctrl-C before a report
     conditions = [
         (status == "error") & diverged_error,
         status == "error",
         status == "stopped_early",
+        (status == "done") & never_reported,
         (status == "done") & value.isna(),
         (status == "done") & ~np.isfinite(value.fillna(0.0)),
         status == "done",
     ]
-    return pd.Series(np.select(conditions, [DIVERGED, ERROR, STOPPED, NAN_METRIC, DIVERGED, FINAL], UNFINISHED),
+    return pd.Series(np.select(conditions, [DIVERGED, ERROR, STOPPED, UNFINISHED, NAN_METRIC, DIVERGED, FINAL], UNFINISHED),
                      index=df.index)
 
 

@@ -56,7 +56,7 @@ def replicated(ray_cluster, tmp_path_factory):
     args = ["replicate", "rep", "--top", "2", "--seeds", "0,1", "--storage", str(d / "sweeps")]
     _interrupt_after_first_trial(sweep_dir / "replicate_1" / "trial_times.json")
     first_rc = main(args)
-    before = pd.read_csv(sweep_dir / "replicate_1" / "results.csv")
+    before = pd.read_csv(sweep_dir / "replicate_1" / "results.csv", dtype={"trial_id": str})
     phase_after_interrupt = json.loads((sweep_dir / "replicate_1" / "phase.json").read_text())["status"]
     second_rc = main(args)
     return {"dir": d, "sweep_dir": sweep_dir, "rcs": (first_rc, second_rc), "before": before,
@@ -66,8 +66,8 @@ def replicated(ray_cluster, tmp_path_factory):
 def test_replicate_runs_the_missing_pairs_and_resumes(replicated):
     assert replicated["rcs"] == (1, 0) and replicated["phase_after_interrupt"] == "interrupted"
     d = replicated["sweep_dir"]
-    search = pd.read_csv(d / "results.csv")
-    rep = pd.read_csv(d / "replicate_1" / "results.csv")
+    search = pd.read_csv(d / "results.csv", dtype={"trial_id": str})
+    rep = pd.read_csv(d / "replicate_1" / "results.csv", dtype={"trial_id": str})
     assert len(rep) == 2 and set(rep["status"]) == {"done"} and (rep["step"] == 20).all()
     assert sorted(zip(rep["config_id"], rep["seed"])) == sorted((c, 1) for c in search["config_id"])
     first = replicated["before"][replicated["before"]["ended_at"].notna() & (replicated["before"]["status"] == "done")]
@@ -82,8 +82,8 @@ def test_replicates_are_tagged_in_the_same_aim_experiment(replicated):
     assert len(runs) == 4 and {r["experiment"] for r in runs} == {"rep"}
     phases = sorted(r["sweep"].get("phase", "search") for r in runs)
     assert phases == ["replicate_1"] * 2 + ["search"] * 2
-    rep = pd.read_csv(replicated["sweep_dir"] / "replicate_1" / "results.csv")
-    search = pd.read_csv(replicated["sweep_dir"] / "results.csv")
+    rep = pd.read_csv(replicated["sweep_dir"] / "replicate_1" / "results.csv", dtype={"trial_id": str})
+    search = pd.read_csv(replicated["sweep_dir"] / "results.csv", dtype={"trial_id": str})
     by_hash = {r["hash"]: r for r in runs}
     # A trial that ran after the resume may have a blank aim_run (issue 16, item 3, shared with `resume`).
     for _, row in pd.concat([search, rep]).dropna(subset=["aim_run"]).iterrows():
@@ -95,8 +95,8 @@ def test_report_numbers_match_the_raw_tables(replicated, capsys):
     d = replicated["dir"]
     assert main(["report", "rep", "--storage", str(d / "sweeps")]) == 0
     out = capsys.readouterr().out
-    raw = pd.concat([pd.read_csv(replicated["sweep_dir"] / "results.csv"),
-                     pd.read_csv(replicated["sweep_dir"] / "replicate_1" / "results.csv")])
+    raw = pd.concat([pd.read_csv(replicated["sweep_dir"] / "results.csv", dtype={"trial_id": str}),
+                     pd.read_csv(replicated["sweep_dir"] / "replicate_1" / "results.csv", dtype={"trial_id": str})])
     report_dir = replicated["sweep_dir"] / "report"
     summary = pd.read_csv(report_dir / "summary.csv")
     for cfg, part in raw.groupby("config_id"):
@@ -119,8 +119,8 @@ def test_report_numbers_match_the_raw_tables(replicated, capsys):
 
 
 def test_compare_two_configurations(replicated):
-    raw = pd.concat([pd.read_csv(replicated["sweep_dir"] / "results.csv"),
-                     pd.read_csv(replicated["sweep_dir"] / "replicate_1" / "results.csv")])
+    raw = pd.concat([pd.read_csv(replicated["sweep_dir"] / "results.csv", dtype={"trial_id": str}),
+                     pd.read_csv(replicated["sweep_dir"] / "replicate_1" / "results.csv", dtype={"trial_id": str})])
     a, b = sorted(raw["config_id"].unique())
     storage = str(replicated["dir"] / "sweeps")
     assert main(["report", f"rep:{a}", f"rep:{b}", "--storage", storage, "--no-aim"]) == 0

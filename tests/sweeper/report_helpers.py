@@ -41,7 +41,7 @@ def write_sweep(root: Path, name: str, rows: list[dict[str, Any]], *, status: st
         (tdir / "params.json").write_text(json.dumps({**params, "__trial_index__": r["seed"]}))
         final = r[METRIC] if r[METRIC] is not None else float("nan")
         lines = [{"step": s, METRIC: final * s / r["step"], "train/loss": 1.0 / s, "config": params}
-                 for s in range(10, r["step"] + 1, 10)]
+                 for s in range(10, (r["step"] or 0) + 1, 10)]
         (tdir / "result.json").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     return d
 
@@ -61,5 +61,6 @@ def tricky_rows() -> list[dict[str, Any]]:
     rows += [trial("c0", "cfg-cccc", 0, "done", 0.8, c)]
     rows += [trial("d0", "cfg-dddd", 0, "done", float("nan"), d),
              trial("d1", "cfg-dddd", 1, "error", None, d, step=20, error="RuntimeError: boom"),
-             trial("d2", "cfg-dddd", 2, "running", 0.3, d, step=40)]
+             trial("d2", "cfg-dddd", 2, "running", 0.3, d, step=40),
+             trial("d3", "cfg-dddd", 3, "done", None, d, step=None)]  # ended (Ctrl-C) before its first report
     return rows

@@ -33,7 +33,7 @@ def test_outcomes_of_the_tricky_trials(tricky):
     by_id = dict(zip(sweep.trials["trial_id"], sweep.trials["outcome"]))
     assert [by_id[f"a{i}"] for i in range(4)] == ["final"] * 4
     assert (by_id["b2"], by_id["b3"]) == ("stopped_early", "diverged")
-    assert (by_id["d0"], by_id["d1"], by_id["d2"]) == ("nan_metric", "error", "unfinished")
+    assert (by_id["d0"], by_id["d1"], by_id["d2"], by_id["d3"]) == ("nan_metric", "error", "unfinished", "unfinished")
     assert sweep.running  # sweep.json says running and its pid (this process) is alive
 
 
@@ -61,7 +61,7 @@ def test_markdown_says_what_was_excluded_and_why(tricky):
     assert "Stopped early (1)" in md and "| cfg-bbbb | 2 | search | 30/100 | 0.99 |" in md
     assert "diverged" in md and "training diverged at step 50" in md and "RuntimeError: boom" in md
     assert "nan metric" in md.replace("_", " ")
-    assert "Not finished (1: 1 running)" in md
+    assert "Not finished (2: 1 running, 1 ended before its first report)" in md
     row_b = next(line for line in md.splitlines() if line.startswith("| 3 | cfg-bbbb"))
     assert "| – |" in row_b  # the conditional weight decay, not sampled
     assert set(out["images"]) == {"per_seed", "curves", "cost"}
@@ -170,3 +170,12 @@ def test_bad_report_input_is_one_line_exit_2(tmp_path):
                           cwd=root, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
     assert "no sweep 'nope'" in proc.stderr
+
+
+def test_all_digit_trial_ids_stay_text(tmp_path):
+    write_sweep(tmp_path, "digits", [trial("01234567", "cfg-a", 0, "done", 0.5, {"optim.lr": 1e-3}),
+                                     trial("89abcdef", "cfg-a", 1, "done", 0.7, {"optim.lr": 1e-3})])
+    sweep = rd.load("digits", str(tmp_path))
+    assert sweep.trials["trial_id"].tolist() == ["01234567", "89abcdef"]
+    steps = rd.load_steps(sweep)
+    assert set(steps["trial_id"]) == {"01234567", "89abcdef"} and len(steps) == 20  # both trial folders found
