@@ -8,7 +8,9 @@ config, and every metric the trainer reports: `train/loss` is tracked as `loss` 
 {subset: train}, `eval/exact_acc` as `exact_acc` in {subset: eval}, against the trainer's `step`.
 A non-scalar metric (an evaluation table) is tracked as aim.Text holding its JSON. A trial's
 test-time scaling plot data (`eval_tts_figures`, sweeper.trainable) becomes aim.Image figures in
-context {subset: eval_tts}, drawn by trm_core.infer.plots.
+context {subset: eval_tts}, drawn by trm_core.infer.plots. Runs of a replicate phase also carry
+`sweep.phase` and the tag `replicate`; `attach_report` puts a sweep's report (table and plots) in
+its experiment as one more run, tagged `report`.
 """
 
 from __future__ import annotations
@@ -91,8 +93,10 @@ def track_figures(run: Any, data: dict[str, Any], step: int) -> None:
 class AimCallback(tune.Callback):
     """Tune callback writing one Aim run per trial. Picklable until `setup` (Tuner pickles it)."""
 
-    def __init__(self, repo: str, experiment: str, sweep: str, trial_info, state_file: str):
-        self.repo, self.experiment, self.sweep = repo, experiment, sweep
+    phase: str | None = None  # class default: callbacks pickled before `phase` existed still restore
+
+    def __init__(self, repo: str, experiment: str, sweep: str, trial_info, state_file: str, phase: str | None = None):
+        self.repo, self.experiment, self.sweep, self.phase = repo, experiment, sweep, phase
         self.trial_info, self.state_file = trial_info, state_file
         self._runs: dict[str, Any] = {}
         self._hashes: dict[str, str] = {}
@@ -124,7 +128,9 @@ class AimCallback(tune.Callback):
             run.name = f"{self.sweep}/{trial.trial_id}/seed{info['seed']}"
             run["hparams"] = {**info["params"], "seed": info["seed"]}
             run["sweep"] = {"name": self.sweep, "trial_id": trial.trial_id, "seed": info["seed"],
-                            "config_id": info["config_id"]}
+                            "config_id": info["config_id"], **({"phase": self.phase} if self.phase else {})}
+            if self.phase:  # a replicate phase (sweeper/replicate.py)
+                run.add_tag("replicate")
             run["config"] = info["config"]
             self._hashes[trial.trial_id] = run.hash
             self._save_hashes()
@@ -170,3 +176,31 @@ class AimCallback(tune.Callback):
         for run in self._runs.values():
             run.close()
         self._runs.clear()
+
+
+def attach_report(repo: str | os.PathLike, experiment: str, name: str, markdown: str,
+                  images: dict[str, str | os.PathLike], summary: dict[str, Any], state_file: str | os.PathLike) -> str:
+    """Attach a report to a sweep's Aim experiment: one run named `{name}` (tag `report`) holding
+    `report` (the headline numbers, as params: queryable), the markdown tables as aim.Text `report`
+    and each plot as aim.Image `plot/{key}`. Making the report again adds a step to the same run
+    (its hash is kept in `state_file`). Returns the run's hash."""
+    import aim
+
+    ensure_repo(repo)
+    state = Path(state_file)
+    old = json.loads(state.read_text()).get("hash") if state.exists() else None
+    kwargs = dict(repo=str(repo), system_tracking_interval=None, capture_terminal_logs=False)
+    run = aim.Run(run_hash=old, **kwargs) if old else aim.Run(experiment=experiment, **kwargs)
+    step = int(run.get("report_count") or 0)
+    run.name = name
+    if "report" not in run.tags:
+        run.add_tag("report")
+    run["report_count"] = step + 1
+    run["report"] = summary
+    run.track(aim.Text(markdown), name="report", step=step)
+    for key, path in images.items():
+        run.track(aim.Image(str(path), caption=key), name=f"plot/{key}", step=step)
+    run.close()
+    write_text_atomic(state, json.dumps({"hash": run.hash}))
+    reindex(repo)
+    return run.hash

@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from trm_core.config_checks import parse_stages, validate
 from trm_core.errors import ConfigError, did_you_mean
 from trm_core.presets import PRESETS
 
@@ -112,9 +113,10 @@ class RecursionConfig:
     (fresh, then chains 1.. aligned with the up-projection like chain 0, SIC) | normal (Gaussian per
     position, EqR's random init RI)."""
     init_sigma_h: float = 1.0
-    """Std of z_H for the random inits (fresh, svd_aligned: truncated normal; normal: EqR's sigma_H)."""
+    """Std of z_H for latent_init=normal (EqR's sigma_H; fresh and svd_aligned keep z_H's fixed buffer)."""
     init_sigma_l: float = 1.0
-    """Std of z_L for the random inits (EqR's best: sigma_L = 8)."""
+    """Std of z_L for the random inits (fresh, svd_aligned: truncated normal vector per chain, SIC;
+    normal: Gaussian per position, EqR's sigma_L, best 8)."""
     chains: int = 1
     """K parallel z_L chains per puzzle (SIC), run as B*K rows of one batch; evaluation uses chain 0."""
     carry_h: str = "copy"
@@ -212,6 +214,9 @@ class TrainConfig:
     """Optimiser steps (one step = one supervision step of a full batch)."""
     batch_size: int = 768
     """Puzzles per batch; with K chains the model sees batch_size * K rows."""
+    batch_rows: int = 0
+    """If > 0: rows per batch (puzzles x chains), what sets the memory; batch_size is then derived as
+    batch_rows // recursion.chains, so a sweep over K keeps a trial's memory fixed. 0: off."""
     eval_interval: int = 2000
     """Evaluate (and report, and checkpoint) every this many steps, and at the end."""
     log_interval: int = 100
@@ -426,119 +431,6 @@ def load_config(source: str | None = None, overrides: Sequence[str] = ()) -> TRM
         key, value = parse_override(text)
         set_value(cfg, key, value, source="--set")
     return validate(cfg)
-
-
-def _choice(key: str, value: str, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ConfigError(
-            f"{key} must be one of {', '.join(choices)}, but got '{value}'{did_you_mean(value, choices)}"
-        )
-
-
-def parse_stages(text: str, key: str = "recursion.cgar_stages") -> list[tuple[float, int, int]]:
-    """'0:2x1,0.3:4x2,0.6:6x3' -> [(0.0, 2, 1), (0.3, 4, 2), (0.6, 6, 3)]: from progress p on, (n, T)."""
-    stages = []
-    for part in text.split(","):
-        try:
-            progress, depth = part.split(":")
-            n, t = depth.lower().split("x")
-            stages.append((float(progress), int(n), int(t)))
-        except ValueError:
-            raise ConfigError(f"{key} must be like '0:2x1,0.3:4x2,0.6:6x3' (progress:n x T, ...), "
-                              f"but got '{text}'") from None
-    starts = [p for p, _, _ in stages]
-    if starts[0] != 0 or any(b <= a for a, b in zip(starts, starts[1:])) or starts[-1] >= 1:
-        raise ConfigError(f"{key} must start at progress 0 and increase below 1, but got '{text}'")
-    if any(n < 1 or t < 1 for _, n, t in stages):
-        raise ConfigError(f"{key} must have n >= 1 and T >= 1 in every stage, but got '{text}'")
-    return stages
-
-
-def _check_ranges(cfg: TRMConfig) -> None:
-    m, r, o, t, lo, d = cfg.model, cfg.recursion, cfg.optim, cfg.train, cfg.loss, cfg.data
-    positive = {
-        "model.hidden_size": m.hidden_size, "model.n_layers": m.n_layers, "model.n_heads": m.n_heads,
-        "model.swiglu_multiple": m.swiglu_multiple, "model.expansion": m.expansion,
-        "model.norm_eps": m.norm_eps, "recursion.n_inner": r.n_inner, "recursion.n_outer": r.n_outer,
-        "recursion.n_supervision": r.n_supervision, "recursion.chains": r.chains, "optim.lr": o.lr,
-        "optim.muon_lr": o.muon_lr, "optim.muon_ns_steps": o.muon_ns_steps, "train.steps": t.steps,
-        "train.batch_size": t.batch_size, "train.eval_interval": t.eval_interval,
-        "train.log_interval": t.log_interval, "data.board_size": d.board_size,
-        "recursion.fp_tol": r.fp_tol, "recursion.fp_max_iter": r.fp_max_iter,
-    }
-    for key, value in positive.items():
-        if not value > 0:
-            raise ConfigError(f"{key} > 0 must hold, but got {key}={value}")
-    non_negative = {
-        "model.prefix_len": m.prefix_len, "model.vocab_size": m.vocab_size, "model.n_puzzle_ids": m.n_puzzle_ids,
-        "optim.weight_decay": o.weight_decay, "optim.warmup_steps": o.warmup_steps, "optim.grad_clip": o.grad_clip,
-        "optim.muon_weight_decay": o.muon_weight_decay, "optim.puzzle_emb_lr": o.puzzle_emb_lr,
-        "optim.puzzle_emb_weight_decay": o.puzzle_emb_weight_decay, "optim.ema_start_step": o.ema_start_step,
-        "loss.halt_weight": lo.halt_weight, "train.eval_max_puzzles": t.eval_max_puzzles,
-        "train.eval_batch_size": t.eval_batch_size, "train.time_budget_s": t.time_budget_s,
-        "train.keep_checkpoints": t.keep_checkpoints, "train.cpu_threads": t.cpu_threads,
-        "recursion.init_sigma_h": r.init_sigma_h, "recursion.init_sigma_l": r.init_sigma_l,
-        "recursion.noise_beta": r.noise_beta, "recursion.random_spread": r.random_spread,
-        "data.hint_k": d.hint_k, "data.min_rating": d.min_rating,
-    }
-    for key, value in non_negative.items():
-        if value < 0:
-            raise ConfigError(f"{key} >= 0 must hold, but got {key}={value}")
-    unit = {
-        "optim.beta1": o.beta1, "optim.beta2": o.beta2, "optim.ema_decay": o.ema_decay,
-        "optim.min_lr_ratio": o.min_lr_ratio, "optim.muon_momentum": o.muon_momentum,
-        "train.target_exact_acc": t.target_exact_acc, "recursion.halt_exploration_prob": r.halt_exploration_prob,
-        "recursion.expunge_cos": r.expunge_cos, "loss.step_weight_lambda": lo.step_weight_lambda,
-        "data.hint_fraction": d.hint_fraction,
-    }
-    for key, value in unit.items():
-        if not 0.0 <= value <= 1.0:
-            raise ConfigError(f"0 <= {key} <= 1 must hold, but got {key}={value}")
-    below_one = {"loss.label_smoothing": lo.label_smoothing, "recursion.damping": r.damping}
-    for key, value in below_one.items():
-        if not 0.0 <= value < 1.0:
-            raise ConfigError(f"0 <= {key} < 1 must hold, but got {key}={value}")
-    for key, value in {"recursion.eval_damping": r.eval_damping, "recursion.eval_noise_beta": r.eval_noise_beta}.items():
-        if value != -1.0 and value < 0 or key == "recursion.eval_damping" and value >= 1.0:
-            bound = "< 1" if key == "recursion.eval_damping" else ""
-            raise ConfigError(f"{key} must be -1 (the training value) or >= 0 {bound}, but got {key}={value}")
-
-
-def validate(cfg: TRMConfig) -> TRMConfig:
-    """Check the relations between values (one place, right after parsing); return cfg unchanged.
-
-    Registry names (optim.name, recursion.latent_init, ...) are checked where the registries live,
-    when the trainer builds its pieces.
-    """
-    m, r, t = cfg.model, cfg.recursion, cfg.train
-    _check_ranges(cfg)
-    _choice("model.token_mixer", m.token_mixer, ["mlp", "attention"])
-    _choice("model.swiglu", m.swiglu, ["standard", "sic"])
-    _choice("model.prefix_learnable", m.prefix_learnable, ["slot0", "all"])
-    _choice("loss.kind", cfg.loss.kind, ["softmax", "stablemax"])
-    _choice("loss.chain_loss", cfg.loss.chain_loss, ["wta", "mean"])
-    _choice("optim.schedule", cfg.optim.schedule, ["constant", "cosine"])
-    _choice("train.dtype", t.dtype, ["auto", "float32", "bfloat16"])
-    _choice("train.precision", t.precision, ["amp", "reference"])
-    _choice("train.checkpoint_carry", t.checkpoint_carry, ["none", "bf16", "full"])
-    _choice("data.task", cfg.data.task, ["sudoku", "sudoku-extreme", "maze"])
-    _choice("data.sampling", cfg.data.sampling, ["epoch", "replacement"])
-    _choice("recursion.carry_h", r.carry_h, ["copy", "all", "top1"])
-    _choice("recursion.carry_l", r.carry_l, ["copy", "all", "top1"])
-    _choice("recursion.solver", r.solver, ["unroll", "fixed_point"])
-    _choice("recursion.fp_method", r.fp_method, ["plain", "anderson"])
-    _choice("recursion.fp_grad", r.fp_grad, ["one_step", "ift"])
-    parse_stages(r.cgar_stages)
-    if cfg.data.hint_fraction > 0 and cfg.data.hint_k == 0:
-        raise ConfigError(f"data.hint_fraction > 0 needs data.hint_k >= 1 hints, but got data.hint_k=0")
-    if m.token_mixer == "attention":
-        if m.hidden_size % m.n_heads != 0:
-            raise ConfigError(
-                f"model.hidden_size % model.n_heads == 0 must hold, but got {m.hidden_size} % {m.n_heads}"
-            )
-        if (m.hidden_size // m.n_heads) % 2 != 0:
-            raise ConfigError(f"an even head size (RoPE) must hold, but got {m.hidden_size // m.n_heads}")
-    return cfg
 
 
 def to_dict(cfg: TRMConfig) -> dict[str, Any]:

@@ -86,3 +86,29 @@ def test_round_trip_and_field_types():
     set_value(cfg, "train.steps", 7)
     assert get_value(cfg, "train.steps") == 7
     assert TRMConfig() == from_dict({})
+
+
+def test_keys_command_documents_every_method_key(capsys):
+    from trm_core.cli import main
+    from trm_core.keys import key_docs
+
+    docs = key_docs()
+    assert set(docs) == set(field_types())
+    method_keys = [k for k in docs if k.startswith(("recursion.", "loss.")) or k in (
+        "model.swiglu", "model.halt_register", "model.prefix_learnable", "optim.muon_lr", "optim.ema_start_step",
+        "optim.puzzle_emb_lr", "train.precision", "train.checkpoint_carry", "train.deterministic", "data.sampling",
+        "data.hint_k", "train.final_eval")]
+    undocumented = [k for k in method_keys if not docs[k]]
+    assert not undocumented, undocumented
+    main(["keys", "recursion.chains", "--preset", "sudoku6_wta"])
+    out = capsys.readouterr().out
+    assert out.startswith("recursion.chains") and " 4" in out.splitlines()[0] and "SIC" in out
+
+
+def test_batch_rows_derives_batch_size_from_chains():
+    cfg = load_config("sudoku6_small", ["train.batch_rows=256", "recursion.chains=4"])
+    assert cfg.train.batch_size == 64
+    cfg.recursion.chains = 8
+    assert validate(cfg).train.batch_size == 32  # re-derived when a trial changes K
+    with pytest.raises(ConfigError, match="train.batch_rows must be 0 .* or >= recursion.chains"):
+        load_config("sudoku6_small", ["train.batch_rows=2", "recursion.chains=4"])

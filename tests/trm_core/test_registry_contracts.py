@@ -25,7 +25,7 @@ def test_latent_inits_give_a_carry_of_the_right_shape(name):
         assert carry.z_h.shape == carry.z_l.shape == (3 * chains, model.seq_len, model.width)
         assert carry.z_h.dtype == carry.z_l.dtype == model.forward_dtype
         assert torch.isfinite(carry.z_h).all() and torch.isfinite(carry.z_l).all()
-    _, logits, _, _ = model(carry, torch.randint(1, 6, (6, 16)), 1, 1)
+    logits = model(carry, torch.randint(1, 6, (6, 16)), 1, 1).logits
     assert torch.isfinite(logits).all()
 
 
@@ -60,7 +60,8 @@ def test_optimiser_recipes_take_a_step(name, prefix):
     cfg, model = tiny_model(**{"optim.name": name, "model.prefix_learnable": prefix})
     opt = OPTIMIZERS.get(name)(model, cfg.optim)
     before = [p.detach().clone() for p in model.parameters()]
-    _, logits, q, _ = model(model.init_carry(2), torch.randint(1, 6, (2, 16)), 1, 1)
+    out = model(model.init_carry(2), torch.randint(1, 6, (2, 16)), 1, 1)
+    logits, q = out.logits, out.q_halt
     (logits.square().mean() + q.mean()).backward()
     opt.step()
     assert not torch.equal(before[0], next(model.parameters()))

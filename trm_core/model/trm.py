@@ -82,6 +82,8 @@ class StepOutput(NamedTuple):
     """(rows,) float32 halting logit."""
     residual: Optional[torch.Tensor] = None
     """(rows,) ||f(z_H) - z_H|| of the step's last z_H update, when asked for (EqR's residual)."""
+    solver_stats: Optional[dict] = None
+    """recursion.solver=fixed_point: iterations used and final residual of the last z_L solve."""
 
 
 class TRM(nn.Module):
@@ -166,19 +168,30 @@ class TRM(nn.Module):
         x = self.embed(inputs, puzzle_ids)
         z_h, z_l = carry.z_h, carry.z_l
         grad_wanted = torch.is_grad_enabled()
-        res = None
+        res = stats = None
         for t in range(n_outer):
             # one loop: passes 1..T-1 run without a graph, the last pass with it
             with torch.set_grad_enabled(grad_wanted and t == n_outer - 1):
-                for _ in range(n_inner):
-                    z_l = dynamics(z_l, self.f(z_l, z_h + x))
+                if self.recursion_cfg.solver == "fixed_point":
+                    z_l, stats = self._solve_z_l(z_l, z_h + x)
+                else:
+                    for _ in range(n_inner):
+                        z_l = dynamics(z_l, self.f(z_l, z_h + x))
                 f_h = self.f(z_h, z_l)
                 if residual and t == n_outer - 1:
                     res = (f_h - z_h).detach().float().flatten(1).norm(dim=1)
                 z_h = dynamics(z_h, f_h)
         logits = self.lm_head(z_h[:, self.n_special:])
         q_halt = self.q_head(z_h[:, 0]).float()[:, 0]
-        return StepOutput(Carry(z_h.detach(), z_l.detach()), logits, q_halt, res)
+        return StepOutput(Carry(z_h.detach(), z_l.detach()), logits, q_halt, res, stats)
+
+    def _solve_z_l(self, z_l: torch.Tensor, injection: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """recursion.solver=fixed_point: z_L* = f(z_L* + z_H + x) (trm_core.model.fixed_point); the
+        damped noisy dynamics apply to the z_H update only."""
+        from trm_core.model.fixed_point import solve_with_grad
+
+        r = self.recursion_cfg
+        return solve_with_grad(lambda z: self.f(z, injection), z_l, r.fp_method, r.fp_grad, r.fp_tol, r.fp_max_iter)
 
     # ---- bookkeeping ---------------------------------------------------------------------------
 

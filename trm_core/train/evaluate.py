@@ -59,7 +59,8 @@ def evaluate_batch(model: TRM, inputs: torch.Tensor, labels: torch.Tensor, depth
     halt_agree = torch.zeros((), device=inputs.device)
     for step in range(1, depth.n_supervision + 1):
         with autocast():
-            carry, logits, q_halt, _ = model(carry, inputs, depth.n_inner, depth.n_outer, dynamics, puzzle_ids)
+            out = model(carry, inputs, depth.n_inner, depth.n_outer, dynamics, puzzle_ids)
+            carry, logits, q_halt = out.carry, out.logits, out.q_halt
         correct = logits.argmax(-1) == labels
         cells, exact = correct.float().mean(-1), correct.all(-1)
         halt_agree += ((q_halt > 0) == exact).sum()

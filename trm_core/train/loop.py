@@ -46,8 +46,9 @@ def train_step(s: Session, autocast) -> dict[str, torch.Tensor]:
     set_lr(s.optimizer, lr / cfg.optim.lr)
     inputs, puzzle_ids = batch.row_inputs()
     with autocast():
-        carry, logits, q_halt, _ = s.model(batch.carry, inputs, depth.n_inner, depth.n_outer,
-                                           Dynamics.training(r, s.streams.noise), puzzle_ids)
+        step = s.model(batch.carry, inputs, depth.n_inner, depth.n_outer, Dynamics.training(r, s.streams.noise),
+                       puzzle_ids)
+    carry, logits, q_halt = step.carry, step.logits, step.q_halt
     out = supervision_loss(logits, q_halt, batch.labels, batch.steps + 1, depth.n_supervision, cfg.loss)
     s.optimizer.zero_grad(set_to_none=True)
     out.loss.backward()
@@ -70,6 +71,8 @@ def train_step(s: Session, autocast) -> dict[str, torch.Tensor]:
         "n_inner": torch.tensor(depth.n_inner), "n_outer": torch.tensor(depth.n_outer),
         "n_supervision": torch.tensor(depth.n_supervision),
     }
+    for key, value in (step.solver_stats or {}).items():  # fixed-point solver: iterations, residual
+        stats[key] = torch.tensor(value)
     chains = batch.chains
     if chains > 1:
         stats["wins"] = torch.bincount(out.winner, minlength=chains)
@@ -107,6 +110,8 @@ class TrainStats:
             "train/n_supervision": v["n_supervision"] / n,
             "perf/puzzle_steps_per_s": batch_size * n / max(self.seconds, 1e-9),
         }
+        if "fp_iters" in v:
+            out.update({"train/fp_iters": v["fp_iters"] / n, "train/fp_residual": v["fp_residual"] / n})
         if wins is not None:
             share = wins.float() / wins.sum().clamp_min(1)
             out.update({f"train/win_rate/{k}": float(x) for k, x in enumerate(share)})

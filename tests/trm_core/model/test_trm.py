@@ -30,8 +30,9 @@ def test_step_shapes_and_detached_carry(mixer):
     carry = model.init_carry(3)
     assert carry.z_h.shape == (3, 16 + 2, 32)
     x = torch.randint(1, 6, (3, 16))
-    new, logits, q_halt, residual = model(carry, x, n_inner=2, n_outer=2)
-    assert residual is None
+    out = model(carry, x, n_inner=2, n_outer=2)
+    new, logits, q_halt = out.carry, out.logits, out.q_halt
+    assert out.residual is None and out.solver_stats is None
     assert logits.shape == (3, 16, 6) and q_halt.shape == (3,)
     assert not new.z_h.requires_grad and not new.z_l.requires_grad
     logits.sum().backward()

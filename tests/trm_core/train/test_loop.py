@@ -51,7 +51,8 @@ def test_loss_falls_on_a_fixed_batch():
     y = (x + torch.arange(16)) % 4 + 2  # a function of token and position: learnable
     losses = []
     for _ in range(30):
-        _, logits, q, _ = model(model.init_carry(8), x, 2, 2)
+        out = model(model.init_carry(8), x, 2, 2)
+        logits, q = out.logits, out.q_halt
         out = supervision_loss(logits, q, y, torch.ones(8, dtype=torch.long), 3, cfg.loss)
         opt.zero_grad()
         out.loss.backward()

@@ -186,3 +186,9 @@ def test_deterministic_runs_write_identical_losses(tmp_path):
 def test_eval_dynamics_use_eval_overrides():
     cfg = tiny_cfg("recursion.noise_beta=0.1", "recursion.eval_noise_beta=0")
     assert Dynamics.evaluation(cfg.recursion).noise_beta == 0 and Dynamics.training(cfg.recursion).noise_beta == 0.1
+
+
+def test_fixed_point_training_logs_iterations_and_residual(tmp_path):
+    final = train(tiny_cfg("recursion.solver=fixed_point", "recursion.fp_max_iter=5", "recursion.fp_grad=ift",
+                           "train.steps=3"), out_dir=tmp_path)
+    assert 2 <= final["train/fp_iters"] <= 5 and final["train/fp_residual"] >= 0
