@@ -58,7 +58,11 @@ def save_checkpoint(payload: dict[str, Any], root: str | os.PathLike, step: int,
     tmp = root / f".tmp_step_{step:08d}_{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    torch.save({"format": FORMAT, **payload}, tmp / FILENAME)
+    try:
+        torch.save({"format": FORMAT, **payload}, tmp / FILENAME)
+    except (OSError, RuntimeError) as exc:  # disk full, file too large: keep no partial checkpoint
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"cannot write checkpoint {final}: {describe(exc, 200)}; the previous checkpoints are kept") from None
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
@@ -77,6 +81,37 @@ def describe(exc: BaseException, limit: int = 300) -> str:
 def checkpoint_file(path: str | os.PathLike) -> Path:
     p = Path(path)
     return p / FILENAME if p.is_dir() else p
+
+
+def run_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """A run directory's checkpoint directories (RUN/checkpoints/step_*), newest first."""
+    root = Path(run_dir) / "checkpoints"
+    return sorted((p for p in root.glob("step_*") if p.is_dir()), reverse=True) if root.is_dir() else []
+
+
+def latest_valid_checkpoint(run_dir: str | os.PathLike, warn=None) -> Path | None:
+    """The newest checkpoint of a run directory that loads; a corrupt or truncated newer one is
+    skipped (and reported through `warn(message)`), so training resumes from the previous one."""
+    for path in run_checkpoints(run_dir):
+        try:
+            load_checkpoint(path)
+        except UserError as exc:
+            if warn is not None:
+                warn(f"skipping {exc}")
+            continue
+        return path
+    return None
+
+
+def resolve_resume(path: str | os.PathLike, warn=None) -> Path:
+    """`--resume` takes a checkpoint (directory or file) or a run directory (its latest valid checkpoint)."""
+    p = Path(path)
+    if p.is_dir() and not (p / FILENAME).exists() and (p / "checkpoints").is_dir():
+        found = latest_valid_checkpoint(p, warn)
+        if found is None:
+            raise UserError(f"run directory {p} holds no readable checkpoint under {p / 'checkpoints'}")
+        return found
+    return p
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
