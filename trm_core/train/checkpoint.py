@@ -8,6 +8,7 @@ resumed run continues exactly. Writes are atomic: a temp directory renamed into 
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import shutil
@@ -58,11 +59,16 @@ def save_checkpoint(payload: dict[str, Any], root: str | os.PathLike, step: int,
     tmp = root / f".tmp_step_{step:08d}_{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, **payload}, buf)  # serialised in memory, so a failed write says why
     try:
-        torch.save({"format": FORMAT, **payload}, tmp / FILENAME)
-    except (OSError, RuntimeError) as exc:  # disk full, file too large: keep no partial checkpoint
+        with open(tmp / FILENAME, "wb") as f:
+            f.write(buf.getbuffer())
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:  # disk full, file too large: keep no partial checkpoint
         shutil.rmtree(tmp, ignore_errors=True)
-        raise UserError(f"cannot write checkpoint {final}: {describe(exc, 200)}; the previous checkpoints are kept") from None
+        raise UserError(f"cannot write checkpoint {final}: {exc.strerror or exc}; the previous checkpoints are kept") from None
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
