@@ -41,8 +41,40 @@ def ensure_repo(path: str | os.PathLike) -> Path:
 
     path = Path(path).resolve()
     path.mkdir(parents=True, exist_ok=True)
-    aim.Repo.from_path(str(path), init=not aim.Repo.exists(str(path)))
+    try:
+        aim.Repo.from_path(str(path), init=not aim.Repo.exists(str(path)))
+    finally:
+        release(path)
     return path
+
+
+def release(path: str | os.PathLike) -> None:
+    """Close what Aim keeps open in this process for the repo at `path`.
+
+    Aim caches a Repo per path (with its RocksDB handles), a TTL cache keeps a reference to it, and
+    reindexing starts an index manager whose watchdog threads never stop. Left open they live until
+    the interpreter exits, and tearing down open RocksDB handles under running watcher threads at
+    exit crashed a test process (exit 139) after all tests passed; so every use here ends with this.
+    """
+    import gc
+
+    import aim
+    from aim.sdk.index_manager import RepoIndexManager
+
+    root = str(Path(path).resolve()).rstrip("/")
+    for key, manager in list(RepoIndexManager.index_manager_pool.items()):
+        if str(Path(key).parent) == root:
+            RepoIndexManager.index_manager_pool.pop(key, None)
+            manager.stop()
+    aim.Repo._all_run_hashes.cache_clear()
+    repo = aim.Repo._pool.pop(root, None)
+    if repo is not None:
+        for container in [*repo.persistent_pool.values(), *repo.container_pool.values()]:
+            container.close()
+        repo.persistent_pool.clear()
+        repo.close()
+        del repo
+    gc.collect()
 
 
 def _unavailable(repo, exc: BaseException, sweep: str) -> str:
@@ -71,8 +103,11 @@ def reindex(path: str | os.PathLike) -> None:
 
     import aim
 
-    with contextlib.redirect_stderr(io.StringIO()):  # its tqdm bar
-        aim.Repo.from_path(str(path))._recreate_index()
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # its tqdm bar
+            aim.Repo.from_path(str(Path(path).resolve()))._recreate_index()
+    finally:
+        release(path)
 
 
 def reindex_or_warn(path, out=None) -> None:
@@ -93,16 +128,19 @@ def query_runs(path: str | os.PathLike, sweep: str, archived: bool = False) -> l
     Archived runs (orphans of a killed driver) are left out unless `archived`."""
     import aim
 
-    repo = aim.Repo.from_path(str(path))
     out = []
-    for run in repo.iter_runs():
-        sweep_attrs = run.get("sweep") or {}
-        if sweep_attrs.get("name") != sweep or (run.archived and not archived):
-            continue
-        metrics = sorted({(m.name, m.context.to_dict().get("subset", "")) for m in run.metrics()})
-        out.append({"hash": run.hash, "name": run.name, "hparams": run.get("hparams") or {}, "sweep": sweep_attrs,
-                    "status": run.get("status"), "archived": run.archived, "metrics": metrics,
-                    "experiment": run.experiment})
+    try:
+        for run in aim.Repo.from_path(str(Path(path).resolve())).iter_runs():
+            sweep_attrs = run.get("sweep") or {}
+            if sweep_attrs.get("name") != sweep or (run.archived and not archived):
+                continue
+            metrics = sorted({(m.name, m.context.to_dict().get("subset", "")) for m in run.metrics()})
+            out.append({"hash": run.hash, "name": run.name, "hparams": run.get("hparams") or {}, "sweep": sweep_attrs,
+                        "status": run.get("status"), "archived": run.archived, "metrics": metrics,
+                        "experiment": run.experiment})
+    finally:
+        run = None
+        release(path)
     return out
 
 
@@ -230,6 +268,10 @@ class AimCallback(tune.Callback):
             except Exception:
                 pass
         self._runs.clear()
+        try:
+            release(self.repo)
+        except Exception:
+            pass
 
     def _end(self, trials) -> None:
         stopped = "interrupted" if interrupt.interrupted() else "stopped"

@@ -76,7 +76,8 @@ class ProgressCallback(tune.Callback):
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         t = self._times.setdefault(trial.trial_id, {})
         t["started_at"] = time.time()
-        t.pop("interrupted", None)
+        for key in ("interrupted", "first_result_at", "first_elapsed_s"):
+            t.pop(key, None)
         self._save_times()
         self._draw(trials, force=True)
 
@@ -100,6 +101,9 @@ class ProgressCallback(tune.Callback):
             self._out().write(f"\nwarning: trial {trial.trial_id} reported no {self.metric} (it reports {reported}, ...);"
                               f" check `metric:` in the spec\n")
         t = self._times.setdefault(trial.trial_id, {})
+        if "first_result_at" not in t and isinstance(result.get("time/elapsed_s"), (int, float)):
+            # when the trainer's clock started, from the driver's side: the trial's start-up latency
+            t.update(first_result_at=time.time(), first_elapsed_s=result["time/elapsed_s"])
         t.update(pid=result.get("pid"), host=result.get("hostname"), last_step=result.get("step"))
         self._save_times()
 

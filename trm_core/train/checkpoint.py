@@ -131,4 +131,10 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise UserError(f"checkpoint {f} cannot be read (corrupt or not a trm_core checkpoint): {describe(exc, 200)}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise UserError(f"checkpoint {f} is not a {FORMAT} checkpoint")
+    shapes = {"step": int, "config": dict, "model": dict}
+    for key, kind in shapes.items():
+        if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool):
+            raise UserError(f"checkpoint {f} is damaged: '{key}' must be a {kind.__name__}, but is {type(data.get(key)).__name__}")
+    if data.get("ema") is not None and not isinstance(data["ema"], dict):
+        raise UserError(f"checkpoint {f} is damaged: 'ema' must be a dict or None, but is {type(data['ema']).__name__}")
     return data

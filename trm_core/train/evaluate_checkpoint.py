@@ -22,7 +22,10 @@ from trm_core.train.schedules import full_depth
 
 def evaluate_checkpoint(path: str | os.PathLike, overrides: Sequence[str] = ()) -> dict:
     data = load_checkpoint(path)
-    cfg = from_dict(data["config"])
+    try:
+        cfg = from_dict(data["config"])
+    except UserError as exc:
+        raise UserError(f"checkpoint {path} holds a config this trainer cannot read: {exc}") from None
     for text in overrides:
         key, value = parse_override(text)
         set_value(cfg, key, value, source="--set")
@@ -32,10 +35,10 @@ def evaluate_checkpoint(path: str | os.PathLike, overrides: Sequence[str] = ()) 
     set_cpu_threads(device, cfg.train.cpu_threads)
     dataset, _, inputs, labels = load_data(cfg)
     model = build_model(cfg, dataset.meta["vocab_size"], dataset.meta["seq_len"])
-    weights = data["ema"]["model"] if data.get("ema") else data["model"]
     try:
+        weights = data["ema"]["model"] if data.get("ema") else data["model"]
         model.load_state_dict(weights)
-    except RuntimeError as exc:
+    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UserError(f"checkpoint {path} does not match this config: {describe(exc)}") from None
     model.to(device)
     batch = cfg.train.eval_batch_size or cfg.train.batch_size
