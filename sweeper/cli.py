@@ -33,18 +33,26 @@ def build_parser() -> OneLineArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="validate and print the plan, run nothing")
     run.add_argument("--address", help="an existing Ray cluster (e.g. auto); default: start an embedded local Ray")
     run.add_argument("--name", help="sweep name: letters, digits, '_-.' (default: the spec's name; time-stamped if taken)")
-    run.add_argument("--verbose", action="store_true", help="show the trials' own output")
+    run.add_argument("--verbose", action="store_true", help="show the trials' own output and Tune's tracebacks")
+    _dashboard_flag(run)
     resume = sub.add_parser("resume", help="continue an interrupted sweep (search state kept)")
     resume.add_argument("sweep", metavar="NAME_OR_PATH", nargs="?", help="default: the most recent unfinished sweep")
     resume.add_argument("--storage", help="storage root holding the sweep (default runs/sweeps)")
     resume.add_argument("--address")
     resume.add_argument("--verbose", action="store_true")
+    _dashboard_flag(resume)
     ls = sub.add_parser("ls", help="past sweeps with status and best value")
     ls.add_argument("--storage", help="storage root (default runs/sweeps)")
     sync = sub.add_parser("aim-sync", help="write to Aim the trials and metrics an Aim outage left out")
     sync.add_argument("sweep", metavar="NAME_OR_PATH")
     sync.add_argument("--storage", help="storage root holding the sweep (default runs/sweeps)")
     return parser
+
+
+def _dashboard_flag(p) -> None:
+    p.add_argument("--dashboard", nargs="?", const="127.0.0.1", default=None, metavar="HOST",
+                   help="start the embedded Ray's dashboard (port 8265) on 127.0.0.1, or on HOST (unauthenticated:"
+                        " a warning is printed for a non-loopback HOST); default: no dashboard")
 
 
 def cmd_run(args) -> int:
@@ -64,7 +72,8 @@ def cmd_run(args) -> int:
 
     spec.name, _ = preflight.claim_sweep_dir(spec.storage, spec.name)
     spec.file = str(Path(spec.file).resolve())
-    record = run_sweep(spec, address=args.address, verbose=args.verbose, record={"sets": args.sets})
+    record = run_sweep(spec, address=args.address, verbose=args.verbose, record={"sets": args.sets},
+                       dashboard=args.dashboard)
     return EXIT_CODES.get(record["status"], 1)
 
 
@@ -76,7 +85,8 @@ def cmd_resume(args) -> int:
     preflight.check_address(args.address)
     d = find_sweep(args.sweep, args.storage) if args.sweep else latest_unfinished(args.storage)
     spec, record = spec_for_resume(d)
-    record = run_sweep(spec, address=args.address, verbose=args.verbose, resume=True, record=record)
+    record = run_sweep(spec, address=args.address, verbose=args.verbose, resume=True, record=record,
+                       dashboard=args.dashboard)
     return EXIT_CODES.get(record["status"], 1)
 
 

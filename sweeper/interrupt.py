@@ -1,4 +1,5 @@
-"""How the driver stops: Ctrl-C (SIGINT) or SIGTERM ends a sweep cleanly and it says how to resume.
+"""How the driver stops: Ctrl-C (SIGINT) or SIGTERM ends a sweep cleanly and it says how to resume;
+and how Tune's messages reach the user: a failed trial is one line (its reason), not a traceback.
 
 Ray Tune's own SIGINT handler (installed inside `Tuner.fit`) stops the trials, saves the experiment
 state once more and logs a hint to call `Tuner.restore`. We keep that handler (it is what makes a
@@ -34,7 +35,23 @@ class _TuneMessages(logging.Filter):
         return not (INTERRUPTED.is_set() and any(s in text for s in _DROPPED))
 
 
+class _TrialErrors(logging.Filter):
+    """Tune logs a failed trial with the worker's whole traceback; keep its last line (the exception
+    and its message, e.g. `TrialFailed: out of memory at step 0 (seed 1): ...`). The traceback stays
+    in the trial's error.txt (results.csv's `error` column shows the same line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.getMessage().startswith("Trial task failed for trial"):
+            exc = record.exc_info[1]
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+            record.msg, record.args = f"{record.getMessage()}: {lines[-1][:300]}", ()
+            record.exc_info = record.exc_text = None
+        return True
+
+
 _FILTER = _TuneMessages()
+_ERRORS = _TrialErrors()
+_CONTROLLER_LOGGER = "ray.tune.execution.tune_controller"
 _saved: dict[int, object] = {}
 
 
@@ -42,12 +59,16 @@ def _sigterm_as_sigint(signum, frame) -> None:
     os.kill(os.getpid(), signal.SIGINT)
 
 
-def install() -> None:
-    """Before a sweep: clear the flag, watch Tune's messages, route SIGTERM to SIGINT (main thread only)."""
+def install(verbose: bool = False) -> None:
+    """Before a sweep: clear the flag, watch Tune's messages, route SIGTERM to SIGINT (main thread only).
+    `verbose` keeps Tune's tracebacks of failed trials."""
     INTERRUPTED.clear()
     logger = logging.getLogger(_TUNE_LOGGER)
     if _FILTER not in logger.filters:
         logger.addFilter(_FILTER)
+    controller = logging.getLogger(_CONTROLLER_LOGGER)
+    if not verbose and _ERRORS not in controller.filters:
+        controller.addFilter(_ERRORS)
     if threading.current_thread() is threading.main_thread():
         _saved.update({signal.SIGINT: signal.getsignal(signal.SIGINT), signal.SIGTERM: signal.getsignal(signal.SIGTERM)})
         signal.signal(signal.SIGTERM, _sigterm_as_sigint)
@@ -56,6 +77,7 @@ def install() -> None:
 def uninstall() -> None:
     """After a sweep: stop watching, and put back the SIGINT/SIGTERM handlers (Tune leaves its own)."""
     logging.getLogger(_TUNE_LOGGER).removeFilter(_FILTER)
+    logging.getLogger(_CONTROLLER_LOGGER).removeFilter(_ERRORS)
     if threading.current_thread() is threading.main_thread():
         for signum, handler in _saved.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)

@@ -53,7 +53,23 @@ def trial_setup(spec: SweepSpec, embedded: bool) -> TrialSetup:
     return TrialSetup(base=base, seeds=list(spec.seeds), cpu=spec.cpu, gpu=spec.gpu)
 
 
-def connect(spec: SweepSpec, address: str | None, verbose: bool) -> tuple[bool, list[resources.Node]]:
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def dashboard_options(host: str | None) -> dict[str, Any]:
+    """ray.init options for the embedded Ray's dashboard: off unless asked for, and then on loopback
+    unless a host is named; a non-loopback host gets a warning (the dashboard has no authentication
+    and can submit jobs, i.e. run code on this machine)."""
+    if host is None:
+        return {"include_dashboard": False}
+    if host not in LOOPBACK:
+        print(f"warning: the Ray dashboard will listen on {host}:8265 without authentication: anyone who can"
+              f" reach it can run code on this machine; prefer --dashboard (127.0.0.1) and an ssh tunnel",
+              file=sys.stderr)
+    return {"include_dashboard": True, "dashboard_host": host}
+
+
+def connect(spec: SweepSpec, address: str | None, verbose: bool, dashboard: str | None = None) -> tuple[bool, list[resources.Node]]:
     """Join a cluster (`address`), reuse an initialised Ray, or start the embedded default.
 
     Returns (whether we started Ray and must stop it, the cluster's nodes); raises SpecError when no
@@ -67,8 +83,8 @@ def connect(spec: SweepSpec, address: str | None, verbose: bool) -> tuple[bool, 
         if address is None:
             local = resources.detect_local()
             resources.check_fits(spec, [local])  # fail before paying for a Ray start
-            ray.init(num_cpus=int(local.cpu), num_gpus=int(local.gpu), include_dashboard=False,
-                     log_to_driver=verbose, logging_level=logging.WARNING)
+            ray.init(num_cpus=int(local.cpu), num_gpus=int(local.gpu), log_to_driver=verbose,
+                     logging_level=logging.WARNING, **dashboard_options(dashboard))
         else:
             init_ray(address, verbose)
         started = True
@@ -164,7 +180,7 @@ def _start_record(spec: SweepSpec, record: dict[str, Any] | None, address: str |
 
 
 def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = False, verbose: bool = False,
-              out=None, record: dict[str, Any] | None = None) -> dict[str, Any]:
+              out=None, record: dict[str, Any] | None = None, dashboard: str | None = None) -> dict[str, Any]:
     """Run a sweep to the end (or resume one); returns the sweep record written to sweep.json.
 
     The sweep directory must exist (the CLI claims it). A sweep that cannot start or stops on an
@@ -176,7 +192,7 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
     d.mkdir(parents=True, exist_ok=True)
     record = _start_record(spec, record, address)
     try:
-        return _run(spec, address, resume, verbose, out, record)
+        return _run(spec, address, resume, verbose, out, record, dashboard)
     except KeyboardInterrupt:
         _end_record(d, record, "interrupted")
         raise
@@ -195,7 +211,8 @@ def _end_record(d: Path, record: dict[str, Any], status: str, reason: str | None
     write_json_atomic(d / "sweep.json", record)
 
 
-def _run(spec: SweepSpec, address: str | None, resume: bool, verbose: bool, out, record: dict[str, Any]) -> dict[str, Any]:
+def _run(spec: SweepSpec, address: str | None, resume: bool, verbose: bool, out, record: dict[str, Any],
+         dashboard: str | None = None) -> dict[str, Any]:
     from ray import tune
 
     from sweeper import aim_log
@@ -205,8 +222,8 @@ def _run(spec: SweepSpec, address: str | None, resume: bool, verbose: bool, out,
     _quiet_tune()
     d = sweep_dir(spec)
     aim_ok = aim_log.ensure_repo_or_warn(spec.aim_repo, spec.name, out)
-    started, nodes = connect(spec, address, verbose)
-    interrupt.install()
+    started, nodes = connect(spec, address, verbose, dashboard)
+    interrupt.install(verbose)
     try:
         embedded = address is None
         setup = trial_setup(spec, embedded)

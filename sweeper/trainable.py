@@ -92,13 +92,13 @@ class TrialFailed(RuntimeError):
     """A trial that cannot go on (out of memory): the message is the one line results.csv shows."""
 
 
-def inject_fault(step: int, seed: int) -> None:
-    """Reliability tests only: SWEEPER_INJECT_FAULT="oom:seed=S" makes the trial of seed S run out of
-    memory at its first report, as a GPU would (torch.OutOfMemoryError). Unset: does nothing."""
+def inject_fault(seed: int) -> None:
+    """Reliability tests only: SWEEPER_INJECT_FAULT="oom:seed=S" makes every trial of seed S run out of
+    memory as it starts, as a GPU would (torch.OutOfMemoryError). Unset: does nothing."""
     spec = os.environ.get("SWEEPER_INJECT_FAULT", "")
     kind, _, target = spec.partition(":")
     if kind == "oom" and target == f"seed={seed}":
-        raise torch_oom()(f"CUDA out of memory (simulated by SWEEPER_INJECT_FAULT at step {step})")
+        raise torch_oom()("CUDA out of memory (simulated by SWEEPER_INJECT_FAULT)")
 
 
 def torch_oom():
@@ -141,11 +141,11 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
 
     def report(metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
         last_step[0] = int(metrics.get("step", last_step[0]))
-        inject_fault(last_step[0], info["seed"])
         checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         tune.report(dict(metrics), checkpoint=checkpoint)
 
     try:
+        inject_fault(info["seed"])
         checkpoint = tune.get_checkpoint()
         if checkpoint is None:
             start = resume_point(None, out_dir)
