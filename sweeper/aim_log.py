@@ -77,11 +77,18 @@ def release(path: str | os.PathLike) -> None:
     gc.collect()
 
 
-def _unavailable(repo, exc: BaseException, sweep: str) -> str:
+_WARNED: set[str] = set()
+
+
+def _warn_unavailable(repo, exc: BaseException, sweep: str) -> None:
+    """One warning per repo and process, however many places find Aim unavailable."""
+    if str(repo) in _WARNED:
+        return
+    _WARNED.add(str(repo))
     first = (str(exc).strip().splitlines() or [""])[0][:200]
-    return (f"warning: Aim repo {repo} is unavailable ({type(exc).__name__}: {first}): this sweep's metrics are not"
-            f" recorded in Aim from now on; they stay in Tune's results, and `python -m sweeper aim-sync {sweep}`"
-            f" writes them to Aim later")
+    print(f"warning: Aim repo {repo} is unavailable ({type(exc).__name__}: {first}): this sweep's metrics are not"
+          f" recorded in Aim from now on; they stay in Tune's results, and `python -m sweeper aim-sync {sweep}`"
+          f" writes them to Aim later", file=sys.stderr)
 
 
 def ensure_repo_or_warn(path, sweep: str, out=None) -> bool:
@@ -89,7 +96,7 @@ def ensure_repo_or_warn(path, sweep: str, out=None) -> bool:
         ensure_repo(path)
         return True
     except Exception as exc:  # any Aim or storage failure: the sweep goes on without Aim
-        print(_unavailable(path, exc, sweep), file=sys.stderr)
+        _warn_unavailable(path, exc, sweep)
         return False
 
 
@@ -200,6 +207,9 @@ class AimCallback(tune.Callback):
         state["_down"] = False
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"_down": False, **state})
+
     def _guard(self, fn, *args) -> None:
         """Run one Aim operation; the first failure warns once and turns Aim off for this sweep."""
         if self._down:
@@ -209,7 +219,7 @@ class AimCallback(tune.Callback):
         except Exception as exc:  # a locked, read-only, full or vanished repo: the sweep goes on
             self._down = True
             self._runs.clear()
-            print(_unavailable(self.repo, exc, self.sweep), file=sys.stderr)
+            _warn_unavailable(self.repo, exc, self.sweep)
 
     def setup(self, **info) -> None:
         self._guard(self._setup)

@@ -42,8 +42,10 @@ class FailureBudget(tune.Stopper):
 
 
 class ProgressCallback(tune.Callback):
-    def __init__(self, sweep_dir: str, name: str, metric: str, mode: str, total: int, trial_info, stream=None):
+    def __init__(self, sweep_dir: str, name: str, metric: str, mode: str, total: int, trial_info, stream=None,
+                 max_failed: int | None = None):
         self.sweep_dir, self.name, self.metric, self.mode = sweep_dir, name, metric, mode
+        self.max_failed = max_failed
         self.total, self.trial_info = total, trial_info
         self._stream = stream
         self._times: dict[str, dict[str, Any]] = {}
@@ -57,6 +59,10 @@ class ProgressCallback(tune.Callback):
         state = self.__dict__.copy()
         state["_stream"] = None
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # a sweep pickled by an older version lacks the newer attributes
+        self.__dict__.update({"max_failed": None, "_config_ids": {}, "_said_no_metric": False, **state})
 
     @property
     def times_file(self) -> Path:
@@ -112,7 +118,8 @@ class ProgressCallback(tune.Callback):
 
     def on_experiment_end(self, trials, **info) -> None:
         # Trials Tune stopped at the end without completing them: Ctrl-C, SIGTERM or the failure budget.
-        if interrupt.interrupted() or failed_trials(self.sweep_dir) > 0:
+        over_budget = self.max_failed is not None and failed_trials(self.sweep_dir) > self.max_failed
+        if interrupt.interrupted() or over_budget:
             for t in trials:
                 times = self._times.get(t.trial_id, {})
                 if str(t.status) == "TERMINATED" and "started_at" in times and "ended_at" not in times:

@@ -154,7 +154,7 @@ def callbacks_for(spec: SweepSpec, setup: TrialSetup, stream=None) -> list:
 
     d = str(sweep_dir(spec))
     return [AimCallback(str(spec.aim_repo), spec.aim_experiment, spec.name, setup, f"{d}/aim_runs.json"),
-            ProgressCallback(d, spec.name, spec.metric, spec.mode, spec.total_trials, setup, stream)]
+            ProgressCallback(d, spec.name, spec.metric, spec.mode, spec.total_trials, setup, stream, spec.max_failed_trials)]
 
 
 def _prebuild_data(setup: TrialSetup, out) -> None:

@@ -61,7 +61,7 @@ def ended(d: Path) -> int:
         return 0
 
 
-def signal_when(proc: subprocess.Popen, d: Path, n_ended: int, sig: int, timeout_s: float = 300) -> int:
+def signal_when(proc: subprocess.Popen, d: Path, n_ended: int, sig: int, timeout_s: float = 900) -> int:
     """Send `sig` to a running sweep once `n_ended` of its trials have ended and the next has started."""
     deadline = time.time() + timeout_s
     while proc.poll() is None and time.time() < deadline:
