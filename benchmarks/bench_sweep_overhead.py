@@ -64,14 +64,19 @@ def one_sweep(spec_file: str, sets: list[str], workdir: Path, name: str) -> dict
     ends = sorted(t["ended_at"] for _, t in rows)
     gaps = [s - e for s, e in zip(starts[conc:], ends) if s >= e]  # the i-th end frees the slot of the (i+conc)-th start
     wall = t_end - t0
-    return {
+    per_trial = [{"trial": tid, "start": round(t["started_at"] - t0, 1), "tune_s": round(t["ended_at"] - t["started_at"], 1),
+                  "own_s": round(float(table.loc[tid, "time/elapsed_s"]), 1) if tid in table.index else None,
+                  "latency_s": round(t["first_result_at"] - t["first_elapsed_s"] - t["started_at"], 2)
+                  if "first_result_at" in t else None, "status": table.loc[tid, "status"] if tid in table.index else None,
+                  "step": int(table.loc[tid, "step"]) if tid in table.index else None} for tid, t in rows]
+    return {"per_trial": per_trial,
         "status": record["status"], "trials": len(rows), "concurrency": conc, "wall_s": wall,
         "tune_sum_s": sum(tune_s), "own_sum_s": sum(own_s),
         "overhead_vs_tune": wall / (sum(tune_s) / conc) - 1, "overhead_vs_own": wall / (sum(own_s) / conc) - 1,
         "startup_s": starts[0] - t0, "tail_s": t_end - ends[-1],
         "start_latency_s": statistics.median(latency) if latency else float("nan"),
         "slot_gap_s": statistics.median(gaps) if gaps else float("nan"),
-        "best": (record.get("best") or {}).get("mean"),
+        "best": (record.get("best") or {}).get("mean"), "phases_s": record.get("phases_s"),
     }
 
 
@@ -80,6 +85,7 @@ def main() -> None:
     ap.add_argument("spec", nargs="?", default=str(ROOT / "search_spaces" / "quickstart.yaml"))
     ap.add_argument("--set", dest="sets", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
     ap.add_argument("--repeat", type=int, default=1, help="sweeps to run one after the other")
+    ap.add_argument("--per-trial", action="store_true", help="also print each trial's times")
     args = ap.parse_args()
     os.environ.setdefault("TRM_DATA_CACHE", str(Path(tempfile.gettempdir()) / "trm_bench_cache"))
     results = []
@@ -95,6 +101,13 @@ def main() -> None:
     print(f"spec {args.spec} {' '.join(args.sets)}; load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     for row in table:
         print("  ".join(c.rjust(w) for c, w in zip(row, widths)))
+    for i, r in enumerate(results):
+        print(f"sweep {i} driver phases (s): " + ", ".join(f"{k} {v}" for k, v in (r["phases_s"] or {}).items()))
+        if args.per_trial:
+            for t in sorted(r["per_trial"], key=lambda t: t["start"]):
+                print("   ", t)
+    for r in results:
+        r.pop("per_trial")
     print(json.dumps(results))
 
 

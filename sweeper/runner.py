@@ -18,6 +18,7 @@ import os
 import socket
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -211,8 +212,22 @@ def _end_record(d: Path, record: dict[str, Any], status: str, reason: str | None
     write_json_atomic(d / "sweep.json", record)
 
 
+class _Phases(dict):
+    """Seconds per phase of a sweep's driver (sweep.json `phases_s`; benchmarks/bench_sweep_overhead.py)."""
+
+    def __init__(self):
+        super().__init__()
+        self._t = time.perf_counter()
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self[name] = round(now - self._t, 2)
+        self._t = now
+
+
 def _run(spec: SweepSpec, address: str | None, resume: bool, verbose: bool, out, record: dict[str, Any],
          dashboard: str | None = None) -> dict[str, Any]:
+    phases = _Phases()
     from ray import tune
 
     from sweeper import aim_log
@@ -221,42 +236,56 @@ def _run(spec: SweepSpec, address: str | None, resume: bool, verbose: bool, out,
     quiet_optuna()
     _quiet_tune()
     d = sweep_dir(spec)
-    aim_ok = aim_log.ensure_repo_or_warn(spec.aim_repo, spec.name, out)
-    started, nodes = connect(spec, address, verbose, dashboard)
+    embedded = address is None
+    setup = trial_setup(spec, embedded)
+    phases.done("imports")
+    # Ray's start is mostly waiting for its processes: prepare the Aim repo (an import and, for a new
+    # repo, a migration subprocess) and the dataset in the meantime.
+    with ThreadPoolExecutor(1) as pool:
+        aim_ready = pool.submit(aim_log.ensure_repo_or_warn, spec.aim_repo, spec.name, out)
+        data_ready = pool.submit(_prebuild_data, setup, out) if embedded else None
+        try:
+            started, nodes = connect(spec, address, verbose, dashboard)
+        finally:
+            aim_ok = aim_ready.result()
+            if data_ready is not None:
+                data_ready.result()
+    phases.done("ray_aim_data")
     interrupt.install(verbose)
     try:
-        embedded = address is None
-        setup = trial_setup(spec, embedded)
         conc = resources.concurrency(spec, nodes)
         print(f"sweep {spec.name}: {spec.total_trials} trials ({spec.num_samples} configurations x {len(spec.seeds)} seeds),"
               f" {conc} at a time on {resources.describe_nodes(nodes)}", file=out)
-        if embedded:
-            _prebuild_data(setup, out)
         t0 = time.time()
         if resume:
             tuner = tune.Tuner.restore(str(tune_dir(d)), trainable=_trainable(setup, spec), resume_unfinished=True,
                                        resume_errored=True)
         else:
             tuner = build_tuner(spec, setup, callbacks_for(spec, setup))
+        phases.done("tuner")
         try:
             tuner.fit()
         except KeyboardInterrupt:  # a second Ctrl-C skips Tune's clean stop
             interrupt.INTERRUPTED.set()
         wall = time.time() - t0
+        phases.done("fit")
     finally:
         interrupt.uninstall()
-        if started:
-            import ray
+        with ThreadPoolExecutor(1) as pool:  # index the Aim repo while Ray stops
+            if aim_ok:
+                pool.submit(aim_log.reindex_or_warn, spec.aim_repo, out)
+            if started:
+                import ray
 
-            ray.shutdown()
+                ray.shutdown()
+    phases.done("ray_stop_aim_index")
     status, errors, reason = _final_status(d, spec, wall if not resume else None)
     record.update(status=status, wall_s=round(wall, 2), finished_at=time.time(), errors=errors)
     record.pop("reason", None)
     if reason:
         record["reason"] = reason
-    if aim_ok:
-        aim_log.reindex_or_warn(spec.aim_repo, out)
     record["best"] = _best(d, spec)
+    record["phases_s"] = dict(phases)
     write_json_atomic(d / "sweep.json", record)
     print_summary(record, spec, out)
     return record
