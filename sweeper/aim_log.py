@@ -14,6 +14,8 @@ writes, one warning says so, the sweep goes on (its metrics stay in Tune's resul
 A resumed trial continues its run. A run whose trial is not in the resumed experiment (the driver
 was killed before Tune saved that trial) is closed as `orphaned` and archived, so the UI and
 `query_runs` show one run per trial.
+Runs of a replicate phase also carry `sweep.phase` and the tag `replicate`; `attach_report` puts a
+sweep's report (table and plots) in its experiment as one more run, tagged `report`.
 """
 
 from __future__ import annotations
@@ -174,13 +176,16 @@ def track_result(run, result: dict[str, Any], keys: list[str]) -> int:
     return step
 
 
-def new_run(repo: str, experiment: str, sweep: str, trial_id: str, info: dict[str, Any]):
+def new_run(repo: str, experiment: str, sweep: str, trial_id: str, info: dict[str, Any], phase: str | None = None):
     import aim
 
     run = aim.Run(repo=repo, experiment=experiment, system_tracking_interval=None, capture_terminal_logs=False)
     run.name = f"{sweep}/{trial_id}/seed{info['seed']}"
     run["hparams"] = {**info["params"], "seed": info["seed"]}
-    run["sweep"] = {"name": sweep, "trial_id": trial_id, "seed": info["seed"], "config_id": info["config_id"]}
+    run["sweep"] = {"name": sweep, "trial_id": trial_id, "seed": info["seed"], "config_id": info["config_id"],
+                    **({"phase": phase} if phase else {})}
+    if phase:  # a replicate phase (sweeper/replicate.py)
+        run.add_tag("replicate")
     run["config"] = info["config"]
     return run
 
@@ -194,8 +199,10 @@ def open_run(repo: str, run_hash: str):
 class AimCallback(tune.Callback):
     """Tune callback writing one Aim run per trial. Picklable until `setup` (Tuner pickles it)."""
 
-    def __init__(self, repo: str, experiment: str, sweep: str, trial_info, state_file: str):
-        self.repo, self.experiment, self.sweep = repo, experiment, sweep
+    phase: str | None = None  # class default: callbacks pickled before `phase` existed still restore
+
+    def __init__(self, repo: str, experiment: str, sweep: str, trial_info, state_file: str, phase: str | None = None):
+        self.repo, self.experiment, self.sweep, self.phase = repo, experiment, sweep, phase
         self.trial_info, self.state_file = trial_info, state_file
         self._runs: dict[str, Any] = {}
         self._hashes: dict[str, str] = {}
@@ -240,7 +247,7 @@ class AimCallback(tune.Callback):
         if old:
             run = open_run(self.repo, old)
         else:
-            run = new_run(self.repo, self.experiment, self.sweep, trial.trial_id, self.trial_info(trial.config))
+            run = new_run(self.repo, self.experiment, self.sweep, trial.trial_id, self.trial_info(trial.config), self.phase)
             self._hashes[trial.trial_id] = run.hash
             self._save_hashes()
         run["status"] = "running"
@@ -360,3 +367,31 @@ def sync_sweep(d: Path, record: dict[str, Any]) -> str:
         table["aim_run"] = table["trial_id"].map(hashes)
         results.write_atomic(table, d)
     return f"aim-sync {spec.name}: {created} runs created, {extended} runs extended, Aim repo {repo}"
+
+
+def attach_report(repo: str | os.PathLike, experiment: str, name: str, markdown: str,
+                  images: dict[str, str | os.PathLike], summary: dict[str, Any], state_file: str | os.PathLike) -> str:
+    """Attach a report to a sweep's Aim experiment: one run named `{name}` (tag `report`) holding
+    `report` (the headline numbers, as params: queryable), the markdown tables as aim.Text `report`
+    and each plot as aim.Image `plot/{key}`. Making the report again adds a step to the same run
+    (its hash is kept in `state_file`). Returns the run's hash."""
+    import aim
+
+    ensure_repo(repo)
+    state = Path(state_file)
+    old = json.loads(state.read_text()).get("hash") if state.exists() else None
+    kwargs = dict(repo=str(repo), system_tracking_interval=None, capture_terminal_logs=False)
+    run = aim.Run(run_hash=old, **kwargs) if old else aim.Run(experiment=experiment, **kwargs)
+    step = int(run.get("report_count") or 0)
+    run.name = name
+    if "report" not in run.tags:
+        run.add_tag("report")
+    run["report_count"] = step + 1
+    run["report"] = summary
+    run.track(aim.Text(markdown), name="report", step=step)
+    for key, path in images.items():
+        run.track(aim.Image(str(path), caption=key), name=f"plot/{key}", step=step)
+    run.close()
+    write_text_atomic(state, json.dumps({"hash": run.hash}))
+    reindex(repo)
+    return run.hash

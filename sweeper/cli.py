@@ -1,9 +1,11 @@
-"""`python -m sweeper {run,resume,ls,aim-sync}`: the sweep front door.
+"""`python -m sweeper {run,resume,ls,aim-sync,replicate,report}`: the sweep front door.
 
     python -m sweeper run SPEC [--set key=value ...] [--dry-run] [--address ADDR] [--name NAME]
     python -m sweeper resume [NAME_OR_PATH]        # no name: the most recent unfinished sweep
     python -m sweeper ls
     python -m sweeper aim-sync NAME_OR_PATH        # record in Aim what an Aim outage left out
+    python -m sweeper replicate NAME --top K --seeds 0,1,2,3
+    python -m sweeper report NAME [B] [--metric M] [--format md,html] [--out DIR]
 
 Every user error is one line on stderr with exit code 2 (trm_core.errors.run_cli); names, paths
 and the cluster address are checked before Ray starts (sweeper.preflight). Exit codes of run and
@@ -46,6 +48,7 @@ def build_parser() -> OneLineArgumentParser:
     sync = sub.add_parser("aim-sync", help="write to Aim the trials and metrics an Aim outage left out")
     sync.add_argument("sweep", metavar="NAME_OR_PATH")
     sync.add_argument("--storage", help="storage root holding the sweep (default runs/sweeps)")
+    add_report_commands(sub)
     return parser
 
 
@@ -53,6 +56,26 @@ def _dashboard_flag(p) -> None:
     p.add_argument("--dashboard", nargs="?", const="127.0.0.1", default=None, metavar="HOST",
                    help="start the embedded Ray's dashboard (port 8265) on 127.0.0.1, or on HOST (unauthenticated:"
                         " a warning is printed for a non-loopback HOST); default: no dashboard")
+
+
+def add_report_commands(sub) -> None:
+    """`replicate` and `report` (their logic: sweeper/replicate.py, report.py, compare.py)."""
+    rep = sub.add_parser("replicate", help="re-run a sweep's K best configurations over more seeds (a second phase)")
+    rep.add_argument("sweep", metavar="NAME_OR_PATH")
+    rep.add_argument("--top", type=int, required=True, metavar="K", help="how many of the best configurations")
+    rep.add_argument("--seeds", required=True, help="seeds, e.g. 0,1,2,3 or 0-3")
+    rep.add_argument("--storage", help="storage root holding the sweep (default runs/sweeps)")
+    rep.add_argument("--address", help="an existing Ray cluster (e.g. auto); default: start an embedded local Ray")
+    rep.add_argument("--verbose", action="store_true", help="show the trials' own output")
+    report = sub.add_parser("report", help="seed statistics, plots and exports of a sweep; with two, a comparison")
+    report.add_argument("sweeps", nargs="+", metavar="NAME[:SELECTOR]",
+                        help="one sweep, or two sides A B to compare (a sweep, or NAME:cfg-id / NAME:key=value)")
+    report.add_argument("--metric", help="metric column (default: the sweep's metric)")
+    report.add_argument("--format", default="md,html", help="md, html or md,html (default)")
+    report.add_argument("--out", help="output folder (default: SWEEP/report, or SWEEP/compare/A-vs-B)")
+    report.add_argument("--storage", help="storage root holding the sweeps (default runs/sweeps)")
+    report.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    report.add_argument("--no-aim", action="store_true", help="do not attach the report to the sweep's Aim experiment")
 
 
 def cmd_run(args) -> int:
@@ -80,11 +103,12 @@ def cmd_run(args) -> int:
 def cmd_resume(args) -> int:
     from sweeper import preflight
     from sweeper.runner import run_sweep
-    from sweeper.sweeps import find_sweep, latest_unfinished, spec_for_resume
+    from sweeper.sweeps import check_resumable, find_sweep, latest_unfinished, spec_for_resume
 
     preflight.check_address(args.address)
     d = find_sweep(args.sweep, args.storage) if args.sweep else latest_unfinished(args.storage)
     spec, record = spec_for_resume(d)
+    check_resumable(d, record)
     record = run_sweep(spec, address=args.address, verbose=args.verbose, resume=True, record=record,
                        dashboard=args.dashboard)
     return EXIT_CODES.get(record["status"], 1)
@@ -105,6 +129,20 @@ def cmd_ls(args) -> int:
 
     print(format_ls(Path(args.storage or DEFAULT_STORAGE).resolve()))
     return 0
+
+
+def cmd_replicate(args) -> int:
+    from sweeper.replicate import parse_seeds, run_replicate
+
+    record = run_replicate(args.sweep, args.top, parse_seeds(args.seeds), storage=args.storage,
+                           address=args.address, verbose=args.verbose)
+    return 0 if record["status"] == "finished" else 1
+
+
+def cmd_report(args) -> int:
+    from sweeper.report import report_command
+
+    return report_command(args)
 
 
 def dry_run_text(spec, address: str | None = None) -> str:
@@ -162,7 +200,9 @@ def _concurrency_line(spec, address: str | None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return {"run": cmd_run, "resume": cmd_resume, "ls": cmd_ls, "aim-sync": cmd_aim_sync}[args.command](args)
+    commands = {"run": cmd_run, "resume": cmd_resume, "ls": cmd_ls, "aim-sync": cmd_aim_sync,
+                "replicate": cmd_replicate, "report": cmd_report}
+    return commands[args.command](args)
 
 
 def entry() -> None:

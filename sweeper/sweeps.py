@@ -27,7 +27,9 @@ TUNE_SUBDIR = "tune"
 
 def tune_dir(d: Path) -> Path:
     """Ray's experiment directory of sweep `d` (sweeps made before the split kept it at `d` itself)."""
-    legacy = (d / "tuner.pkl").exists() and not (d / TUNE_SUBDIR).exists()
+    if (d / TUNE_SUBDIR).exists():
+        return d / TUNE_SUBDIR
+    legacy = (d / "tuner.pkl").exists() or any(d.glob("trial_*"))
     return d if legacy else d / TUNE_SUBDIR
 
 
@@ -134,6 +136,13 @@ def check_ours(d: Path, record: dict[str, Any]) -> None:
                             f" loaded); `chmod o-w` it if you trust its content, then resume")
 
 
+def check_resumable(d: Path, record: dict[str, Any]) -> None:
+    """`resume` needs Tune's saved state; a sweep that failed before its first trial has none."""
+    if not (tune_dir(d) / "tuner.pkl").exists():
+        raise UserError(f"sweep {record.get('name')} has no Ray Tune state to resume ({tune_dir(d)}/tuner.pkl):"
+                        f" it stopped before its first trial ({record.get('reason') or record.get('status')}); run it again")
+
+
 def spec_for_resume(d: Path) -> tuple[SweepSpec, dict[str, Any]]:
     """Rebuild the exact spec a sweep ran with (its --set already applied) from its sweep.json."""
     record = read_record(d)
@@ -142,9 +151,6 @@ def spec_for_resume(d: Path) -> tuple[SweepSpec, dict[str, Any]]:
     if record.get("status") == "running":
         raise UserError(f"sweep {record.get('name')} is still running (pid {record.get('pid')}); resume it after it stops")
     check_ours(d, record)
-    if not (tune_dir(d) / "tuner.pkl").exists():
-        raise UserError(f"sweep {record.get('name')} has no Ray Tune state to resume ({tune_dir(d)}/tuner.pkl):"
-                        f" it stopped before its first trial ({record.get('reason') or record.get('status')}); run it again")
     spec = validate(record["spec_file"], record["spec"])
     spec.name, spec.storage = d.name, d.parent
     spec.aim_repo = Path(record["aim_repo"])

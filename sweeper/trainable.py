@@ -43,7 +43,7 @@ class TrialSetup:
 
     def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
         """Resolve a trial config: seed, sampled params, configuration id and the full trainer config."""
-        from trm_core.config import from_dict, set_value, to_dict
+        from trm_core.config import from_dict, set_value, to_dict, validate
 
         params = {k: v for k, v in config.items() if k != TRIAL_INDEX}
         seed = self.seed_of(config)
@@ -51,6 +51,7 @@ class TrialSetup:
         for key, value in params.items():
             set_value(cfg, key, value, source="trial config")
         cfg.seed = seed
+        validate(cfg)  # derived values (train.batch_size from train.batch_rows and the trial's K)
         blob = json.dumps(params, sort_keys=True, default=str).encode()
         config_id = "cfg-" + hashlib.sha1(blob).hexdigest()[:8]
         return {"seed": seed, "params": params, "config_id": config_id, "cfg": cfg, "config": to_dict(cfg)}

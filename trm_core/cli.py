@@ -1,4 +1,4 @@
-"""`python -m trm_core {data,train,eval,bench} ...`: each command group registers its own subparser."""
+"""`python -m trm_core {data,train,eval,bench,keys} ...`: each command group registers its own subparser."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from trm_core.errors import OneLineArgumentParser, run_cli
 
 
 def build_parser() -> OneLineArgumentParser:
+    from trm_core import keys
     from trm_core.data import cli as data_cli
     from trm_core.train import cli as train_cli
 
@@ -16,6 +17,7 @@ def build_parser() -> OneLineArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
     data_cli.register(sub)
     train_cli.register(sub)
+    keys.register(sub)
     return parser
 
 

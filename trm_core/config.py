@@ -21,7 +21,9 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from trm_core.config_checks import parse_stages, validate
 from trm_core.errors import ConfigError, did_you_mean
+from trm_core.presets import PRESETS
 
 
 @dataclass
@@ -46,8 +48,16 @@ class DataConfig:
     """Where generated datasets are cached; empty: $TRM_DATA_CACHE or ~/.cache/trm_core/datasets."""
     augment: bool = True
     """Validity-preserving augmentation of every training batch (digit relabelling, transposes...)."""
+    sampling: str = "epoch"
+    """epoch: shuffled passes over the training set, batches drawn without replacement (TRM) |
+    replacement: every puzzle drawn uniformly with replacement."""
     eval_split: str = "test"
     """Held-out split to evaluate on: test, or lite (Sudoku-Extreme's seeded 2,048-puzzle subset)."""
+    hint_k: int = 0
+    """Hint augmentation (Ren & Liu, seed 003): easier copies of training puzzles with this many
+    random blanks filled in from the solution; 0: off."""
+    hint_fraction: float = 0.0
+    """Share of drawn training puzzles that get hint_k hints (their solution is unchanged)."""
 
 
 @dataclass
@@ -64,8 +74,21 @@ class ModelConfig:
     """SwiGLU hidden = round up(expansion * 2/3 * width, swiglu_multiple)."""
     swiglu_multiple: int = 256
     """Round SwiGLU hidden sizes up to a multiple of this (TRM: 256; small CPU models: less)."""
+    swiglu: str = "standard"
+    """standard: down(silu(g) * v) (TRM) | sic: down(sigmoid(g) * RMSNorm(g * v)), the bounded
+    SwiGLU of "Speed is Confidence" (REFERENCE.md section 3), in the channel and token MLPs."""
     prefix_len: int = 16
-    """Zero-initialised puzzle-prefix slots prepended to the cells; the halt head reads slot 0."""
+    """Puzzle-prefix slots prepended to the cells (TRM's puzzle_emb_len)."""
+    prefix_learnable: str = "slot0"
+    """slot0: slot 0 holds a zero-initialised embedding per puzzle identifier, trained by SignSGD at
+    optim.puzzle_emb_lr, slots 1.. stay zero (TRM) | all: every slot is one learned vector shared
+    by all puzzles, trained by the main optimiser."""
+    n_puzzle_ids: int = 0
+    """Rows of the puzzle-identifier embedding (prefix_learnable=slot0); 0: from the dataset (1 for
+    Sudoku and mazes, whose puzzles all share identifier 0)."""
+    halt_register: bool = False
+    """One extra HALT register token before the sequence (an extra vocabulary entry); the halt head
+    reads it (SIC). Without it the halt head reads position 0 (TRM)."""
     norm_eps: float = 1e-5
     rope_theta: float = 10000.0
     vocab_size: int = 0
@@ -74,7 +97,7 @@ class ModelConfig:
 
 @dataclass
 class RecursionConfig:
-    """Latent recursion and deep supervision."""
+    """Latent recursion, deep supervision, parallel chains and the latent dynamics."""
 
     n_inner: int = 6
     """n (TRM code: L_cycles): z_L updates per pass."""
@@ -85,11 +108,54 @@ class RecursionConfig:
     halt_exploration_prob: float = 0.1
     """With this probability a row gets a random minimum of 2..N_sup steps before it may halt."""
     latent_init: str = "fixed"
-    """How z_H and z_L start: a name in trm_core.model.latents.LATENT_INITS."""
-    update: str = "plain"
-    """How a latent takes f's output: a name in trm_core.model.trm.RECURSION_UPDATES."""
+    """How z_H and z_L start, a name in trm_core.model.latents.LATENT_INITS: fixed (TRM's buffers;
+    one z_L buffer per chain) | fresh (truncated normal drawn at every refill, SIC) | svd_aligned
+    (fresh, then chains 1.. aligned with the up-projection like chain 0, SIC) | normal (Gaussian per
+    position, EqR's random init RI)."""
+    init_sigma_h: float = 1.0
+    """Std of z_H for latent_init=normal (EqR's sigma_H; fresh and svd_aligned keep z_H's fixed buffer)."""
+    init_sigma_l: float = 1.0
+    """Std of z_L for the random inits (fresh, svd_aligned: truncated normal vector per chain, SIC;
+    normal: Gaussian per position, EqR's sigma_L, best 8)."""
+    chains: int = 1
+    """K parallel z_L chains per puzzle (SIC), run as B*K rows of one batch; evaluation uses chain 0."""
+    carry_h: str = "copy"
+    """After each step, z_H of the K chains: copy (the winner's to all) | all (each keeps its own) |
+    top1 (the winner's survives, the others are re-initialised). SIC's best: copy."""
+    carry_l: str = "all"
+    """The same policy for z_L. SIC's best: all."""
+    expunge_cos: float = 0.0
+    """Re-initialise a chain whose z_L has cosine above this with a lower-numbered chain (SIC's
+    expunge); 0: off."""
+    damping: float = 0.0
+    """lambda of EqR's damped update z <- z + (1 - lambda)(f(z) - z) + beta * eps; 0 with
+    noise_beta 0 is TRM's plain update (bit for bit)."""
+    noise_beta: float = 0.0
+    """beta: std of the Gaussian path noise added at every latent update (EqR NI; SIC's state noise)."""
+    eval_damping: float = -1.0
+    """lambda at evaluation; -1: the training value."""
+    eval_noise_beta: float = -1.0
+    """beta at evaluation; -1: the training value (EqR keeps its noise on at evaluation)."""
     depth_schedule: str = "constant"
-    """(n, T, N_sup) per training step: a name in trm_core.train.schedules.DEPTH_SCHEDULES."""
+    """(n, T, N_sup) per training step: constant | cgar (progressive depth, cgar_stages) | random
+    (each step draws n, T, N_sup around the configured values, random_spread)."""
+    cgar_stages: str = "0:2x1,0.3:4x2,0.6:6x3"
+    """CGAR stages as progress:n x T, from progress 0; the last stage should be the full depth."""
+    random_spread: int = 1
+    """depth_schedule=random: n, T and N_sup are uniform in value +- spread (capped so that the range
+    stays >= 1 and centred, so the expected compute matches the configured depth)."""
+    solver: str = "unroll"
+    """unroll: TRM's T passes of n updates | fixed_point: the inner z_L update solved to a fixed
+    point (fp_method), trained with fp_grad (Attractor Models, seed 003)."""
+    fp_method: str = "anderson"
+    """plain (z <- f(z)) | anderson (Anderson acceleration, memory 5)."""
+    fp_tol: float = 1e-3
+    """Stop when ||f(z) - z|| / ||f(z)|| is below this."""
+    fp_max_iter: int = 30
+    """At most this many solver iterations."""
+    fp_grad: str = "one_step"
+    """one_step: backpropagate through one f call at the fixed point (Jacobian-free) | ift: the
+    implicit-function-theorem gradient, by fixed-point iteration of the adjoint."""
 
 
 @dataclass
@@ -97,17 +163,26 @@ class LossConfig:
     kind: str = "stablemax"
     """softmax | stablemax (TRM's cross entropy, computed in float64)."""
     label_smoothing: float = 0.0
+    """Share of the target mass spread uniformly over the vocabulary (SIC: 0.2)."""
     halt_weight: float = 0.5
-    """Weight of BCE(q_halt, exact-correct-now)."""
+    """Weight of BCE(q_halt, exact-correct-now) (TRM: 0.5; SIC: 0.05)."""
+    chain_loss: str = "wta"
+    """With K > 1 chains: wta (only the lowest-CE chain of each puzzle is trained, SIC) | mean."""
     step_weighting: str = "uniform"
-    """Weight of each supervision step's loss: a name in trm_core.train.loss.STEP_WEIGHTINGS."""
+    """Weight of each supervision step's loss, a name in trm_core.train.loss.STEP_WEIGHTINGS:
+    uniform (TRM) | cgar_paper (lambda^(t-1)/Z over the N_sup steps) | cgar_code (the batch loss
+    times lambda^mean_step, CGAR's public code)."""
+    step_weight_lambda: float = 0.7
+    """lambda of the CGAR weightings."""
 
 
 @dataclass
 class OptimConfig:
     name: str = "adam_atan2"
-    """An optimiser recipe in trm_core.train.optim.OPTIMIZERS (adamw, adam_atan2, ...)."""
+    """An optimiser recipe in trm_core.train.optim.OPTIMIZERS: adam_atan2 (TRM) | adamw |
+    muon_adamw (SIC: Muon on the 2-D hidden matrices, AdamW on the rest)."""
     lr: float = 1e-4
+    """Learning rate (of AdamW's part in muon_adamw)."""
     beta1: float = 0.9
     beta2: float = 0.95
     weight_decay: float = 1.0
@@ -117,8 +192,20 @@ class OptimConfig:
     min_lr_ratio: float = 0.0
     grad_clip: float = 0.0
     """Max global gradient norm; 0 disables clipping."""
+    muon_lr: float = 0.02
+    """Muon's learning rate, scaled per matrix by sqrt(max(1, out/in)) (SIC)."""
+    muon_momentum: float = 0.6
+    muon_nesterov: bool = True
+    muon_ns_steps: int = 3
+    """Newton-Schulz iterations per Muon step."""
+    muon_weight_decay: float = 0.005
+    puzzle_emb_lr: float = 1e-4
+    """SignSGD learning rate of the puzzle-identifier embedding (model.prefix_learnable=slot0)."""
+    puzzle_emb_weight_decay: float = 1.0
     ema_decay: float = 0.999
     """EMA of the weights used for evaluation; 0 disables. Warmed up: min(decay, (1+t)/(10+t))."""
+    ema_start_step: int = 0
+    """The EMA copies the weights until this step, then averages (SIC: EMA 0.9 from step 5k)."""
 
 
 @dataclass
@@ -126,11 +213,19 @@ class TrainConfig:
     steps: int = 65000
     """Optimiser steps (one step = one supervision step of a full batch)."""
     batch_size: int = 768
+    """Puzzles per batch; with K chains the model sees batch_size * K rows."""
+    batch_rows: int = 0
+    """If > 0: rows per batch (puzzles x chains), what sets the memory; batch_size is then derived as
+    batch_rows // recursion.chains, so a sweep over K keeps a trial's memory fixed. 0: off."""
     eval_interval: int = 2000
     """Evaluate (and report, and checkpoint) every this many steps, and at the end."""
     log_interval: int = 100
     eval_max_puzzles: int = 0
-    """Evaluate on the first this many puzzles of data.eval_split; 0: the whole split."""
+    """Evaluate during training on a seeded subset (data.data_seed) of this many puzzles of
+    data.eval_split; 0: the whole split."""
+    final_eval: bool = True
+    """At the end, evaluate on the whole split once more (final/* metrics) when eval_max_puzzles
+    subsampled it."""
     eval_batch_size: int = 0
     """0: same as batch_size."""
     time_budget_s: float = 0.0
@@ -138,14 +233,21 @@ class TrainConfig:
     target_exact_acc: float = 0.0
     """Stop after an evaluation whose eval/exact_acc reaches this; 0: never."""
     dtype: str = "auto"
-    """auto (bfloat16 autocast on CUDA, float32 elsewhere) | float32 | bfloat16."""
+    """auto (bfloat16 on CUDA, float32 elsewhere) | float32 | bfloat16."""
+    precision: str = "amp"
+    """How bfloat16 is used (when dtype resolves to it): amp (fp32 weights and carry, autocast) |
+    reference (TRM: forward and carry in bf16, fp32 weights cast at use, RoPE and norms in fp32)."""
     compile: bool = False
     """torch.compile the model."""
+    deterministic: bool = False
+    """PyTorch deterministic algorithms (and cuDNN/cuBLAS settings on GPU)."""
     cpu_threads: int = 0
-    """torch threads on CPU; 0: $OMP_NUM_THREADS if set, else the idle cores (cores minus the load
-    average, at least 1): on a busy machine small models run several times faster with 1 thread."""
+    """torch threads on CPU; 0: $OMP_NUM_THREADS if set, else every usable core."""
     keep_checkpoints: int = 2
     """Checkpoint directories kept under out_dir/checkpoints (the newest ones); 0: all."""
+    checkpoint_carry: str = "none"
+    """What checkpoints keep of the ACT batch's latents: none (resume refills the batch, as TRM) |
+    bf16 (half size, near-exact resume) | full (fp32: exact resume)."""
 
 
 @dataclass
@@ -153,7 +255,7 @@ class TRMConfig:
     name: str = "trm"
     """Run name prefix."""
     seed: int = 0
-    """Training seed (init, sampling, augmentation, exploration)."""
+    """Training seed: weights, and the separate data, exploration, latent-init and noise streams."""
     device: str = "auto"
     """auto (cuda > mps > cpu) | cpu | cuda | cuda:N | mps."""
     data: DataConfig = field(default_factory=DataConfig)
@@ -162,94 +264,6 @@ class TRMConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-
-
-# --------------------------------------------------------------------------------------------
-# Presets: dotted overrides on top of the defaults (which are the paper recipe).
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "sudoku_extreme_trm": {"name": "sudoku_extreme_trm", "data.task": "sudoku-extreme"},
-    "maze_unique": {
-        "name": "maze_unique",
-        "data.task": "maze",
-        "data.board_size": 30,
-        "model.token_mixer": "attention",
-        "model.hidden_size": 128,
-        "model.n_layers": 1,
-        "model.prefix_len": 0,
-    },
-    # CPU presets, tuned on a shared 2-core CPU (benchmarks/learning_check.py): small widths with
-    # SwiGLU widths rounded to 16 (not 256), n = T = 2, AdamW at 3e-3 and a short EMA.
-    "sudoku4_tiny": {
-        "name": "sudoku4_tiny",
-        "data.board_size": 4,
-        "data.n_train": 1000,
-        "data.n_test": 500,
-        "model.hidden_size": 64,
-        "model.swiglu_multiple": 16,
-        "model.prefix_len": 1,
-        "recursion.n_inner": 2,
-        "recursion.n_outer": 2,
-        "recursion.n_supervision": 4,
-        "loss.kind": "softmax",
-        "optim.name": "adamw",
-        "optim.lr": 3e-3,
-        "optim.weight_decay": 0.1,
-        "optim.warmup_steps": 30,
-        "optim.ema_decay": 0.99,
-        "train.steps": 1000,
-        "train.batch_size": 64,
-        "train.eval_interval": 100,
-        "train.log_interval": 25,
-    },
-    "sudoku6_small": {
-        "name": "sudoku6_small",
-        "data.board_size": 6,
-        "data.n_train": 2000,
-        "data.n_test": 500,
-        "model.hidden_size": 64,
-        "model.swiglu_multiple": 16,
-        "model.prefix_len": 1,
-        "recursion.n_inner": 2,
-        "recursion.n_outer": 2,
-        "recursion.n_supervision": 8,
-        "loss.kind": "softmax",
-        "optim.name": "adamw",
-        "optim.lr": 3e-3,
-        "optim.weight_decay": 0.1,
-        "optim.warmup_steps": 50,
-        "optim.ema_decay": 0.99,
-        "train.steps": 3000,
-        "train.batch_size": 64,
-        "train.eval_interval": 200,
-        "train.eval_batch_size": 256,
-        "train.log_interval": 50,
-    },
-    # 9x9 on a CPU: same recipe, wider; no time target (it needs far more than 10 CPU minutes)
-    "sudoku9_small": {
-        "name": "sudoku9_small",
-        "data.board_size": 9,
-        "data.n_train": 1000,
-        "data.n_test": 500,
-        "model.hidden_size": 96,
-        "model.swiglu_multiple": 16,
-        "model.prefix_len": 1,
-        "recursion.n_inner": 2,
-        "recursion.n_outer": 2,
-        "recursion.n_supervision": 8,
-        "loss.kind": "softmax",
-        "optim.name": "adamw",
-        "optim.lr": 3e-3,
-        "optim.weight_decay": 0.1,
-        "optim.warmup_steps": 50,
-        "optim.ema_decay": 0.99,
-        "train.steps": 20000,
-        "train.batch_size": 64,
-        "train.eval_interval": 250,
-        "train.eval_batch_size": 256,
-        "train.log_interval": 50,
-    },
-}
 
 
 # --------------------------------------------------------------------------------------------
@@ -419,65 +433,6 @@ def load_config(source: str | None = None, overrides: Sequence[str] = ()) -> TRM
         key, value = parse_override(text)
         set_value(cfg, key, value, source="--set")
     return validate(cfg)
-
-
-def _choice(key: str, value: str, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ConfigError(
-            f"{key} must be one of {', '.join(choices)}, but got '{value}'{did_you_mean(value, choices)}"
-        )
-
-
-def validate(cfg: TRMConfig) -> TRMConfig:
-    """Check the relations between values (one place, right after parsing); return cfg unchanged.
-
-    Registry names (optim.name, recursion.latent_init, ...) are checked where the registries live,
-    when the trainer builds its pieces.
-    """
-    m, r, o, t = cfg.model, cfg.recursion, cfg.optim, cfg.train
-    positive = {
-        "model.hidden_size": m.hidden_size, "model.n_layers": m.n_layers, "model.n_heads": m.n_heads,
-        "model.swiglu_multiple": m.swiglu_multiple, "model.expansion": m.expansion,
-        "model.norm_eps": m.norm_eps, "recursion.n_inner": r.n_inner, "recursion.n_outer": r.n_outer,
-        "recursion.n_supervision": r.n_supervision, "optim.lr": o.lr, "train.steps": t.steps,
-        "train.batch_size": t.batch_size, "train.eval_interval": t.eval_interval,
-        "train.log_interval": t.log_interval, "data.board_size": cfg.data.board_size,
-    }
-    for key, value in positive.items():
-        if not value > 0:
-            raise ConfigError(f"{key} > 0 must hold, but got {key}={value}")
-    non_negative = {
-        "model.prefix_len": m.prefix_len, "model.vocab_size": m.vocab_size, "optim.weight_decay": o.weight_decay,
-        "optim.warmup_steps": o.warmup_steps, "optim.grad_clip": o.grad_clip, "loss.halt_weight": cfg.loss.halt_weight,
-        "train.eval_max_puzzles": t.eval_max_puzzles, "train.eval_batch_size": t.eval_batch_size,
-        "train.time_budget_s": t.time_budget_s, "train.keep_checkpoints": t.keep_checkpoints,
-        "train.cpu_threads": t.cpu_threads,
-    }
-    for key, value in non_negative.items():
-        if value < 0:
-            raise ConfigError(f"{key} >= 0 must hold, but got {key}={value}")
-    unit = {
-        "optim.beta1": o.beta1, "optim.beta2": o.beta2, "optim.ema_decay": o.ema_decay,
-        "optim.min_lr_ratio": o.min_lr_ratio, "train.target_exact_acc": t.target_exact_acc, "recursion.halt_exploration_prob": r.halt_exploration_prob,
-    }
-    for key, value in unit.items():
-        if not 0.0 <= value <= 1.0:
-            raise ConfigError(f"0 <= {key} <= 1 must hold, but got {key}={value}")
-    if not 0.0 <= cfg.loss.label_smoothing < 1.0:
-        raise ConfigError(f"0 <= loss.label_smoothing < 1 must hold, but got {cfg.loss.label_smoothing}")
-    _choice("model.token_mixer", m.token_mixer, ["mlp", "attention"])
-    _choice("loss.kind", cfg.loss.kind, ["softmax", "stablemax"])
-    _choice("optim.schedule", o.schedule, ["constant", "cosine"])
-    _choice("train.dtype", t.dtype, ["auto", "float32", "bfloat16"])
-    _choice("data.task", cfg.data.task, ["sudoku", "sudoku-extreme", "maze"])
-    if m.token_mixer == "attention":
-        if m.hidden_size % m.n_heads != 0:
-            raise ConfigError(
-                f"model.hidden_size % model.n_heads == 0 must hold, but got {m.hidden_size} % {m.n_heads}"
-            )
-        if (m.hidden_size // m.n_heads) % 2 != 0:
-            raise ConfigError(f"an even head size (RoPE) must hold, but got {m.hidden_size // m.n_heads}")
-    return cfg
 
 
 def to_dict(cfg: TRMConfig) -> dict[str, Any]:

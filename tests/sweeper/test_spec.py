@@ -135,4 +135,8 @@ def test_shipped_specs_cover_the_issue():
     assert {"optim.lr", "model.hidden_size", "recursion.n_inner", "recursion.n_outer",
             "recursion.n_supervision", "train.batch_size"} <= set(six.searched)
     base = load_spec([p for p in SHIPPED if p.endswith("baseline.yaml")][0])
-    assert base.gpu == 0.25
+    assert base.gpu == 0.5 and base.base_cfg.train.batch_size == 512  # sized by benchmarks/memory_per_row.py
+    wta = load_spec([p for p in SHIPPED if p.endswith("/wta.yaml")][0])
+    assert wta.gpu == 0.5 and wta.params["recursion.chains"].choices == [1, 2, 4, 8] and len(wta.seeds) == 4
+    assert {"recursion.n_outer", "recursion.n_inner", "optim.muon_lr", "optim.lr", "recursion.init_sigma_l",
+            "recursion.noise_beta"} <= set(wta.searched)

@@ -2,7 +2,8 @@
 
 A dataset directory holds `meta.json` and, for each split, `{split}_inputs.npy` and
 `{split}_labels.npy` (uint8, shape (N, seq_len)) plus `{split}_ratings.npy` (int32) when the task
-rates its puzzles. `meta.json` holds task, board_size, vocab_size, seq_len, splits {name: n},
+rates its puzzles, and `{split}_puzzle_ids.npy` (int32 (N,), TRM's puzzle identifiers, each in
+0..n_puzzle_ids-1) when puzzles have their own identifiers (without it every puzzle has id 0). `meta.json` holds task, board_size, vocab_size, seq_len, splits {name: n},
 generator (the build spec), seed, spec_hash (the cache key) and content_hash (of the arrays).
 
 Writes are atomic: a build goes into a temporary directory next to the target, which is then
@@ -83,6 +84,17 @@ class PuzzleDataset:
         f = self.path / f"{split}_ratings.npy"
         return np.load(f) if f.exists() else None
 
+    @property
+    def n_puzzle_ids(self) -> int:
+        """Identifiers of the puzzle embedding (meta n_puzzle_ids; 1: every puzzle shares id 0)."""
+        return int(self.meta.get("n_puzzle_ids", 1))
+
+    def puzzle_ids(self, split: str) -> np.ndarray:
+        """Puzzle identifiers (N,), int32; zeros when the dataset has none."""
+        inputs = self._array(split, "inputs")
+        f = self.path / f"{split}_puzzle_ids.npy"
+        return np.load(f) if f.exists() else np.zeros(len(inputs), dtype=np.int32)
+
     def all_arrays(self) -> dict[str, np.ndarray]:
         return {f.stem: np.load(f) for f in sorted(self.path.glob("*.npy"))}
 
@@ -127,6 +139,13 @@ def load_dataset(path: str | os.PathLike, verify: bool = False) -> PuzzleDataset
                 raise UserError(
                     f"{f} must be uint8 of shape ({n}, {meta['seq_len']}), but is {a.dtype} {a.shape}"
                 )
+        ids_file = p / f"{split}_puzzle_ids.npy"
+        if ids_file.exists():
+            ids = np.load(ids_file, mmap_mode="r")
+            n_ids = meta.get("n_puzzle_ids", 1)
+            if ids.shape != (n,) or ids.dtype.kind not in "iu" or (n and not 0 <= int(ids.min()) <= int(ids.max()) < n_ids):
+                raise UserError(f"{ids_file} must hold {n} integer ids in 0..{n_ids - 1} (meta n_puzzle_ids), "
+                                f"but holds {ids.dtype} {ids.shape}")
     ds = PuzzleDataset(p, meta)
     if verify and content_hash(ds.all_arrays()) != meta["content_hash"]:
         raise UserError(f"{p}: arrays do not match meta.json's content_hash (files changed or corrupt)")

@@ -1,6 +1,7 @@
-"""The TRM network, its carry and the registries of its seams (latent inits, recursion updates)."""
+"""The TRM network, its carry and the registries of its seams (latent inits, carry policies)."""
 
+from trm_core.model.chains import CARRY_POLICIES
 from trm_core.model.latents import LATENT_INITS, Carry
-from trm_core.model.trm import RECURSION_UPDATES, TRM, build_model, task_shape
+from trm_core.model.trm import TRM, Dynamics, StepOutput, build_model, task_shape
 
-__all__ = ["LATENT_INITS", "RECURSION_UPDATES", "Carry", "TRM", "build_model", "task_shape"]
+__all__ = ["CARRY_POLICIES", "LATENT_INITS", "Carry", "Dynamics", "StepOutput", "TRM", "build_model", "task_shape"]

@@ -18,6 +18,7 @@ class Registry(Generic[F]):
     def __init__(self, kind: str, config_key: str):
         self.kind = kind
         """What the entries are, for error messages ("latent initialiser")."""
+        self.article = "an" if kind[:1] in "aeiou" else "a"
         self.config_key = config_key
         """The config key that names an entry ("recursion.latent_init")."""
         self._entries: dict[str, F] = {}
@@ -36,7 +37,7 @@ class Registry(Generic[F]):
     def get(self, name: str) -> F:
         if name not in self._entries:
             raise ConfigError(
-                f"{self.config_key} must name a {self.kind} ({', '.join(sorted(self._entries))}), "
+                f"{self.config_key} must name {self.article} {self.kind} ({', '.join(sorted(self._entries))}), "
                 f"but got '{name}'{did_you_mean(name, self._entries)}"
             )
         return self._entries[name]

@@ -4,66 +4,125 @@ Vocabulary: `z_h` = TRM's z_H (paper: y), `z_l` = z_L (paper: z); `n_inner` = n 
 `n_outer` = T (H_cycles). One supervision step runs T passes; a pass is n updates
 `z_l <- f(z_l + z_h + x)` then `z_h <- f(z_h + z_l)`; only the last pass builds a graph.
 `f` is a stack of post-norm blocks (trm_core.model.layers). The heads read `z_h`: the lm head on
-the cells, the halt head on position 0.
+the cells, the halt head on position 0 (the HALT register when there is one, SIC).
 
-The recursion update (how a latent takes f's output) is a registry, `RECURSION_UPDATES`, with the
-signature `update(z, f_z, recursion_cfg) -> new z`; "plain" returns f_z (TRM).
+How a latent takes f's output is `Dynamics`: TRM's plain update `z <- f(z)`, or EqR's damped noisy
+update `z <- z + (1 - lambda)(f(z) - z) + beta * eps` (noise from the run's `noise` stream).
+The model is chain-agnostic: every row is one trajectory; K chains per puzzle are K rows
+(trm_core.model.latents, trm_core.model.chains).
+
+Sequence layout: [HALT register (optional)] [prefix slots] [cells]. The prefix is TRM's puzzle
+embedding: slot 0 holds one zero-initialised vector per puzzle identifier (trained by SignSGD,
+trm_core.train.optim), slots 1.. are zeros (model.prefix_learnable=slot0), or all slots are one
+shared learned block (prefix_learnable=all).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from dataclasses import dataclass
+from typing import Callable, NamedTuple, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from trm_core.config import DataConfig, RecursionConfig, TRMConfig
 from trm_core.errors import ConfigError
 from trm_core.model.latents import LATENT_INITS, Carry
-from trm_core.model.layers import Block, lecun_linear, trunc_normal_init_
-from trm_core.model.registry import Registry
-
-Update = Callable[[torch.Tensor, torch.Tensor, RecursionConfig], torch.Tensor]
-RECURSION_UPDATES: Registry[Update] = Registry("recursion update", "recursion.update")
+from trm_core.model.layers import Block, CastedLinear, lecun_linear, trunc_normal_init_
 
 
-@RECURSION_UPDATES.register("plain")
-def plain_update(z: torch.Tensor, f_z: torch.Tensor, cfg: RecursionConfig) -> torch.Tensor:
-    """TRM: the latent becomes f's output."""
-    return f_z
+@dataclass
+class Dynamics:
+    """How a latent takes f's output: `z <- z + (1 - damping)(f(z) - z) + noise_beta * eps`.
+
+    damping = noise_beta = 0 is TRM's plain update and returns f(z) itself (bit for bit).
+    """
+
+    damping: float = 0.0
+    noise_beta: float = 0.0
+    generator: Optional[torch.Generator] = None
+    """The noise stream (trm_core.rng); None draws from torch's global generator."""
+    sample: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+    """Optional `sample(z) -> eps` (standard normal, z's shape) replacing the generator's draws, e.g.
+    per-restart streams in the test-time engine, so a batch of restarts draws what separate runs would."""
+
+    @staticmethod
+    def training(r: RecursionConfig, generator: Optional[torch.Generator] = None) -> "Dynamics":
+        return Dynamics(r.damping, r.noise_beta, generator)
+
+    @staticmethod
+    def evaluation(r: RecursionConfig, generator: Optional[torch.Generator] = None) -> "Dynamics":
+        """Evaluation's settings: recursion.eval_* where set (>= 0), else the training values."""
+        damping = r.eval_damping if r.eval_damping >= 0 else r.damping
+        beta = r.eval_noise_beta if r.eval_noise_beta >= 0 else r.noise_beta
+        return Dynamics(damping, beta, generator)
+
+    def __call__(self, z: torch.Tensor, f_z: torch.Tensor) -> torch.Tensor:
+        new = f_z if self.damping == 0 else z + (1 - self.damping) * (f_z - z)
+        if self.noise_beta > 0:
+            if self.sample is not None:
+                eps = self.sample(z)
+            else:
+                eps = torch.randn(z.shape, generator=self.generator, device=z.device, dtype=z.dtype)
+            new = new + self.noise_beta * eps
+        return new
+
+
+PLAIN = Dynamics()
+
+
+class StepOutput(NamedTuple):
+    carry: Carry
+    """Detached latents after the step."""
+    logits: torch.Tensor
+    """(rows, cells, vocab)."""
+    q_halt: torch.Tensor
+    """(rows,) float32 halting logit."""
+    residual: Optional[torch.Tensor] = None
+    """(rows,) ||f(z_H) - z_H|| of the step's last z_H update, when asked for (EqR's residual)."""
+    solver_stats: Optional[dict] = None
+    """recursion.solver=fixed_point: iterations used and final residual of the last z_L solve."""
 
 
 class TRM(nn.Module):
-    def __init__(self, cfg: TRMConfig, vocab_size: int, n_cells: int):
+    def __init__(self, cfg: TRMConfig, vocab_size: int, n_cells: int, n_puzzle_ids: int = 1):
         super().__init__()
         m = cfg.model
         self.recursion_cfg = cfg.recursion
-        self.width, self.prefix_len, self.n_cells = m.hidden_size, m.prefix_len, n_cells
-        self.seq_len = n_cells + m.prefix_len
-        self.vocab_size = vocab_size
-        self.update = RECURSION_UPDATES.get(cfg.recursion.update)
+        self.width, self.n_cells, self.vocab_size = m.hidden_size, n_cells, vocab_size
+        self.prefix_len, self.halt_register = m.prefix_len, m.halt_register
+        self.n_special = int(m.halt_register) + m.prefix_len
+        """Positions before the cells: the HALT register (if any), then the prefix slots."""
+        self.seq_len = n_cells + self.n_special
+        self.forward_dtype = torch.float32
+        """bf16 under train.precision=reference (set by the trainer), else float32."""
         self.latent_init = LATENT_INITS.get(cfg.recursion.latent_init)
-        # token embedding with std 1/sqrt(d), scaled by sqrt(d) on the way in (TRM)
+        # token embedding with std 1/sqrt(d), scaled by sqrt(d) on the way in (TRM); the HALT register
+        # is one more token id, vocab_size
         self.embed_scale = math.sqrt(self.width)
-        self.embed_tokens = nn.Embedding(vocab_size, self.width)
+        self.embed_tokens = nn.Embedding(vocab_size + int(m.halt_register), self.width)
         trunc_normal_init_(self.embed_tokens.weight, std=1 / self.embed_scale)
-        # puzzle-prefix slots (TRM's puzzle embedding, one shared identifier), zero at start
-        self.prefix = nn.Parameter(torch.zeros(m.prefix_len, self.width)) if m.prefix_len else None
+        self.prefix = self.puzzle_emb = None
+        if m.prefix_len and m.prefix_learnable == "all":
+            self.prefix = nn.Parameter(torch.zeros(m.prefix_len, self.width))
+        elif m.prefix_len:
+            self.puzzle_emb = nn.Parameter(torch.zeros(max(n_puzzle_ids, 1), self.width))
         self.blocks = nn.ModuleList(
             Block(self.width, self.seq_len, m.token_mixer, m.n_heads, m.expansion, m.norm_eps, m.rope_theta,
-                  m.swiglu_multiple)
+                  m.swiglu_multiple, m.swiglu)
             for _ in range(m.n_layers)
         )
         self.lm_head = lecun_linear(self.width, vocab_size)
         # halt head: (q_halt, q_continue) from position 0; starts at "never halt" (TRM). Only
         # q_halt is used (TRM's no_ACT_continue); q_continue is kept for the parameter count.
-        self.q_head = nn.Linear(self.width, 2, bias=True)
+        self.q_head = CastedLinear(self.width, 2, bias=True)
         nn.init.zeros_(self.q_head.weight)
         nn.init.constant_(self.q_head.bias, -5.0)
-        # fixed initial latents (truncated normal, std 1), broadcast over positions
+        # fixed initial latents (truncated normal, std 1), broadcast over positions; one z_L buffer per chain
         self.register_buffer("h_init", trunc_normal_init_(torch.empty(self.width), std=1.0))
-        self.register_buffer("l_init", trunc_normal_init_(torch.empty(self.width), std=1.0))
+        self.register_buffer("l_init", trunc_normal_init_(torch.empty(cfg.recursion.chains, self.width), std=1.0))
         self._compiled_f: Optional[Callable] = None
 
     # ---- the network f and the recursion -------------------------------------------------------
@@ -83,60 +142,80 @@ class TRM(nn.Module):
         """torch.compile the block stack (the recursion loop itself stays in Python)."""
         self._compiled_f = torch.compile(self._f_eager, **kwargs)
 
-    def embed(self, inputs: torch.Tensor) -> torch.Tensor:
-        """(B, n_cells) tokens -> (B, seq, width) input injection x, prefix slots first."""
-        x = self.embed_tokens(inputs)
+    def embed(self, inputs: torch.Tensor, puzzle_ids: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(rows, n_cells) tokens -> (rows, seq, width) input injection x: [HALT] [prefix] cells."""
+        rows = inputs.shape[0]
+        parts = []
+        if self.halt_register:
+            parts.append(self.embed_tokens.weight[self.vocab_size].expand(rows, 1, -1))
         if self.prefix is not None:
-            x = torch.cat([self.prefix.to(x.dtype).expand(x.shape[0], -1, -1), x], dim=1)
-        return self.embed_scale * x
+            parts.append(self.prefix.expand(rows, -1, -1))
+        elif self.puzzle_emb is not None:
+            ids = puzzle_ids if puzzle_ids is not None else torch.zeros(rows, dtype=torch.long, device=inputs.device)
+            slot0 = self.puzzle_emb[ids]  # (rows, width); slots 1.. are zeros (TRM pads its embedding)
+            parts.append(F.pad(slot0[:, None, :], (0, 0, 0, self.prefix_len - 1)))
+        parts.append(self.embed_tokens(inputs))
+        x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        return self.embed_scale * x.to(self.forward_dtype)
 
-    def init_carry(self, batch_size: int, generator: Optional[torch.Generator] = None) -> Carry:
-        return self.latent_init(self, batch_size, generator)
+    def init_carry(self, n_puzzles: int, chains: int = 1, generator: Optional[torch.Generator] = None) -> Carry:
+        """Fresh latents for n_puzzles * chains rows (recursion.latent_init)."""
+        return self.latent_init(self, n_puzzles, chains, generator)
 
-    def forward(self, carry: Carry, inputs: torch.Tensor, n_inner: int, n_outer: int
-                ) -> tuple[Carry, torch.Tensor, torch.Tensor]:
-        """One supervision step. Returns (detached carry, logits (B, n_cells, vocab), q_halt (B,))."""
-        x = self.embed(inputs)
+    def forward(self, carry: Carry, inputs: torch.Tensor, n_inner: int, n_outer: int, dynamics: Dynamics = PLAIN,
+                puzzle_ids: Optional[torch.Tensor] = None, residual: bool = False) -> StepOutput:
+        """One supervision step of every row: T passes of (n z_L updates, one z_H update)."""
+        x = self.embed(inputs, puzzle_ids)
         z_h, z_l = carry.z_h, carry.z_l
-        chains = carry.chains
-        x_l = x.repeat_interleave(chains, dim=0) if chains > 1 else x
         grad_wanted = torch.is_grad_enabled()
+        res = stats = None
         for t in range(n_outer):
             # one loop: passes 1..T-1 run without a graph, the last pass with it
             with torch.set_grad_enabled(grad_wanted and t == n_outer - 1):
-                z_h_l = z_h.repeat_interleave(chains, dim=0) if chains > 1 else z_h
-                for _ in range(n_inner):
-                    z_l = self.update(z_l, self.f(z_l, z_h_l + x_l), self.recursion_cfg)
-                z_h = self.update(z_h, self.f(z_h, self._reduce_chains(z_l, chains)), self.recursion_cfg)
-        logits = self.lm_head(z_h[:, self.prefix_len:])
+                if self.recursion_cfg.solver == "fixed_point":
+                    z_l, stats = self._solve_z_l(z_l, z_h + x)
+                else:
+                    for _ in range(n_inner):
+                        z_l = dynamics(z_l, self.f(z_l, z_h + x))
+                f_h = self.f(z_h, z_l)
+                if residual and t == n_outer - 1:
+                    res = (f_h - z_h).detach().float().flatten(1).norm(dim=1)
+                z_h = dynamics(z_h, f_h)
+        logits = self.lm_head(z_h[:, self.n_special:])
         q_halt = self.q_head(z_h[:, 0]).float()[:, 0]
-        return Carry(z_h.detach(), z_l.detach()), logits, q_halt
+        return StepOutput(Carry(z_h.detach(), z_l.detach()), logits, q_halt, res, stats)
 
-    @staticmethod
-    def _reduce_chains(z_l: torch.Tensor, chains: int) -> torch.Tensor:
-        # K = 1 today; a multi-chain method registers how the chains feed z_H (e.g. the winner's)
-        if chains != 1:
-            raise NotImplementedError("K > 1 z_L chains need a chain policy (not built yet)")
-        return z_l
+    def _solve_z_l(self, z_l: torch.Tensor, injection: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """recursion.solver=fixed_point: z_L* = f(z_L* + z_H + x) (trm_core.model.fixed_point); the
+        damped noisy dynamics apply to the z_H update only."""
+        from trm_core.model.fixed_point import solve_with_grad
+
+        r = self.recursion_cfg
+        return solve_with_grad(lambda z: self.f(z, injection), z_l, r.fp_method, r.fp_grad, r.fp_tol, r.fp_max_iter)
 
     # ---- bookkeeping ---------------------------------------------------------------------------
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Parameters by role, for optimiser recipes: 2-D hidden matrices (Muon-able) vs the rest."""
+        """Parameters by role, for optimiser recipes: 2-D hidden matrices (Muon-able), embeddings,
+        heads, other block parameters, and the puzzle-identifier embedding (SignSGD)."""
         hidden = [p for p in self.blocks.parameters() if p.ndim == 2]
         hidden_ids = {id(p) for p in hidden}
         embed = [self.embed_tokens.weight] + ([self.prefix] if self.prefix is not None else [])
         head = [self.lm_head.weight, self.q_head.weight, self.q_head.bias]
         other = [p for p in self.blocks.parameters() if id(p) not in hidden_ids]
-        groups = {"hidden": hidden, "embed": embed, "head": head, "other": other}
+        puzzle = [self.puzzle_emb] if self.puzzle_emb is not None else []
+        groups = {"hidden": hidden, "embed": embed, "head": head, "other": other, "puzzle_emb": puzzle}
         assert sum(len(g) for g in groups.values()) == len(list(self.parameters()))
         return {k: v for k, v in groups.items() if v}
 
     def n_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        """Parameters of the network, without the puzzle-identifier table (a lookup table that TRM
+        keeps out of its parameters too)."""
+        table = self.puzzle_emb.numel() if self.puzzle_emb is not None else 0
+        return sum(p.numel() for p in self.parameters()) - table
 
     def flops_per_puzzle_step(self, n_inner: int, n_outer: int, training: bool = True) -> int:
-        """Analytic matmul FLOPs of one supervision step on one puzzle.
+        """Analytic matmul FLOPs of one supervision step on one row (one chain of one puzzle).
 
         Forward: T * (n + 1) calls of f plus the heads; training adds the backward of the last
         pass (2x its forward). Elementwise work (norms, activations) is not counted.
@@ -158,8 +237,10 @@ def task_shape(data_cfg: DataConfig) -> tuple[int, int]:
     raise ConfigError(f"data.task must be sudoku, sudoku-extreme or maze, but got '{data_cfg.task}'")
 
 
-def build_model(cfg: TRMConfig, vocab_size: Optional[int] = None, n_cells: Optional[int] = None) -> TRM:
-    """The model a config describes; vocab and cell count from the dataset when given."""
+def build_model(cfg: TRMConfig, vocab_size: Optional[int] = None, n_cells: Optional[int] = None,
+                n_puzzle_ids: Optional[int] = None) -> TRM:
+    """The model a config describes; vocab, cell count and puzzle identifiers from the dataset when given."""
     default_vocab, default_cells = task_shape(cfg.data)
     vocab = cfg.model.vocab_size or vocab_size or default_vocab
-    return TRM(cfg, vocab, n_cells or default_cells)
+    ids = cfg.model.n_puzzle_ids or n_puzzle_ids or 1
+    return TRM(cfg, vocab, n_cells or default_cells, ids)

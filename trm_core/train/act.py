@@ -1,19 +1,23 @@
-"""ACT in training: a full batch of puzzles, each at its own supervision step.
+"""ACT in training: a full batch of puzzles, each at its own supervision step, each with K chains.
 
-Every optimiser step runs one supervision step on every row. A row halts when q_halt > 0 (after
-its exploration minimum) or when it reaches N_sup; halted rows are refilled with new puzzles from
-the TrainStream (and fresh latents) before the next step, so the batch stays full.
-Exploration (as TRM's code does it): at every supervision step, each row independently gets, with
-probability p, a minimum of U{2..N_sup} steps that it must have had before it may halt on q_halt.
+Every optimiser step runs one supervision step on every row (B puzzles x K chains). A puzzle halts
+when its winning chain's q_halt > 0 (after its exploration minimum) or when it reaches N_sup;
+halted puzzles are refilled with new puzzles from the TrainStream before the next step, with
+fresh latents drawn for their K rows only (from the run's `init` stream), so the batch stays full.
+Exploration (as TRM's code does it): at every supervision step, each puzzle independently gets,
+with probability p, a minimum of U{2..N_sup} steps that it must have had before it may halt.
+After the backward pass the carry policies (trm_core.model.chains) sync or restart the chains.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
+from trm_core.config import RecursionConfig
+from trm_core.model.chains import CARRY_POLICIES, duplicate_chains
 from trm_core.model.latents import Carry
 from trm_core.model.trm import TRM
 
@@ -21,60 +25,103 @@ from trm_core.model.trm import TRM
 @dataclass
 class ActBatch:
     carry: Carry
+    """(B*K rows): chain k of puzzle b at row b*K + k."""
     inputs: torch.Tensor
-    """(B, cells) long: the puzzle in each row."""
+    """(B, cells) long: the puzzle in each slot."""
     labels: torch.Tensor
     """(B, cells) long: its solution."""
+    puzzle_ids: torch.Tensor
+    """(B,) long: its puzzle identifier (TRM's puzzle embedding)."""
     steps: torch.Tensor
     """(B,) long: supervision steps this puzzle has had."""
     halted: torch.Tensor
-    """(B,) bool: the row is done and is refilled before the next step."""
+    """(B,) bool: the puzzle is done and is refilled before the next step."""
+
+    @property
+    def chains(self) -> int:
+        return self.carry.z_h.shape[0] // self.inputs.shape[0]
 
     @staticmethod
-    def empty(model: TRM, batch_size: int, device: torch.device) -> "ActBatch":
-        """A batch whose rows are all halted, so the first step fills every row."""
+    def empty(model: TRM, batch_size: int, chains: int, device: torch.device) -> "ActBatch":
+        """A batch whose puzzles are all halted, so the first step fills every row."""
         cells = torch.zeros(batch_size, model.n_cells, dtype=torch.long, device=device)
         zeros = torch.zeros(batch_size, dtype=torch.long, device=device)
-        return ActBatch(model.init_carry(batch_size), cells, cells.clone(), zeros, zeros == 0)
+        latents = torch.zeros(batch_size * chains, model.seq_len, model.width, dtype=model.forward_dtype, device=device)
+        return ActBatch(Carry(latents, latents.clone()), cells, cells.clone(), zeros.clone(), zeros, zeros == 0)
 
-    def refill(self, model: TRM, stream: Any, generator: torch.Generator) -> int:
-        """Give every halted row a new puzzle, fresh latents and step 0."""
-        rows = self.halted.nonzero().squeeze(1)
-        n = rows.numel()
+    def rows_of(self, puzzles: torch.Tensor) -> torch.Tensor:
+        """Row indices (n*K,) of the K chains of `puzzles` (n,)."""
+        k = self.chains
+        return (puzzles[:, None] * k + torch.arange(k, device=puzzles.device)).reshape(-1)
+
+    def refill(self, model: TRM, stream: Any, generator: Optional[torch.Generator]) -> int:
+        """Give every halted puzzle a new puzzle, fresh latents (its rows only) and step 0."""
+        idx = self.halted.nonzero().squeeze(1)
+        n = idx.numel()
         if n == 0:
             return 0
-        inputs, labels = stream.sample(n)
+        inputs, labels, ids = stream.sample(n)
         device = self.inputs.device
-        self.inputs[rows] = inputs.to(device)
-        self.labels[rows] = labels.to(device)
-        self.carry = self.carry.reset_rows(self.halted, model.init_carry(self.inputs.shape[0], generator))
-        self.steps[rows] = 0
-        self.halted[rows] = False
+        self.inputs = self.inputs.index_copy(0, idx, inputs.to(device))
+        self.labels = self.labels.index_copy(0, idx, labels.to(device))
+        self.puzzle_ids = self.puzzle_ids.index_copy(0, idx, ids.to(device))
+        self.carry = self.carry.replace_rows(self.rows_of(idx), model.init_carry(n, self.chains, generator))
+        self.steps[idx] = 0
+        self.halted[idx] = False
         return n
+
+    def row_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, puzzle_ids) repeated per chain: one row per chain."""
+        k = self.chains
+        if k == 1:
+            return self.inputs, self.puzzle_ids
+        return self.inputs.repeat_interleave(k, dim=0), self.puzzle_ids.repeat_interleave(k, dim=0)
+
+    def apply_carry_policies(self, carry: Carry, winner: torch.Tensor, model: TRM, r: RecursionConfig,
+                             generator: Optional[torch.Generator]) -> Carry:
+        """After the backward pass: recursion.carry_h / carry_l per puzzle, then SIC's expunge."""
+        n, k = self.inputs.shape[0], self.chains
+        if k == 1:
+            return carry
+        needs_fresh = "top1" in (r.carry_h, r.carry_l) or r.expunge_cos > 0
+        fresh = model.init_carry(n, k, generator) if needs_fresh else None
+        z_h = CARRY_POLICIES.get(r.carry_h)(carry.z_h, winner, fresh.z_h if fresh else None)
+        z_l = CARRY_POLICIES.get(r.carry_l)(carry.z_l, winner, fresh.z_l if fresh else None)
+        if r.expunge_cos > 0:
+            dup = duplicate_chains(z_l, n, r.expunge_cos).view(-1, 1, 1)
+            z_l = torch.where(dup, fresh.z_l, z_l)
+        return Carry(z_h, z_l)
 
     @torch.no_grad()
     def advance(self, q_halt: torch.Tensor, n_supervision: int, exploration_prob: float,
-                generator: torch.Generator) -> None:
-        """After a supervision step: count it and decide which rows halt (exploration redrawn each step)."""
+                generator: Optional[torch.Generator]) -> None:
+        """After a supervision step: count it and decide which puzzles halt on their (B,) q_halt."""
         self.steps += 1
-        min_steps = exploration_minimum(len(q_halt), n_supervision, exploration_prob, generator).to(q_halt.device)
+        min_steps = exploration_minimum(len(q_halt), n_supervision, exploration_prob, generator, q_halt.device)
         may_halt = (q_halt > 0) & (self.steps >= min_steps)
         self.halted = (self.steps >= n_supervision) | may_halt
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {**self.carry.state_dict(), "inputs": self.inputs, "labels": self.labels, "steps": self.steps,
-                "halted": self.halted}
+    def state_dict(self, carry: str = "full") -> dict[str, Any]:
+        """carry: full (exact resume) | bf16 (half the size) | none (resume refills every puzzle)."""
+        if carry == "none":
+            return {}
+        latents = self.carry if carry == "full" else self.carry.to(torch.bfloat16)
+        return {**latents.state_dict(), "inputs": self.inputs, "labels": self.labels, "puzzle_ids": self.puzzle_ids,
+                "steps": self.steps, "halted": self.halted}
 
     @staticmethod
-    def from_state_dict(d: dict[str, torch.Tensor], device: torch.device) -> "ActBatch":
+    def from_state_dict(d: dict[str, torch.Tensor], device: torch.device, dtype: torch.dtype) -> "ActBatch":
         d = {k: v.to(device) for k, v in d.items()}
-        return ActBatch(Carry.from_state_dict(d), d["inputs"], d["labels"], d["steps"], d["halted"])
+        return ActBatch(Carry.from_state_dict(d).to(dtype), d["inputs"], d["labels"], d["puzzle_ids"], d["steps"],
+                        d["halted"])
 
 
-def exploration_minimum(n: int, n_supervision: int, prob: float, generator: torch.Generator) -> torch.Tensor:
+def exploration_minimum(n: int, n_supervision: int, prob: float, generator: Optional[torch.Generator],
+                        device: torch.device | str = "cpu") -> torch.Tensor:
     """(n,) minimum steps: with probability `prob` uniform in 2..N_sup, else 0 (no minimum)."""
-    explore = torch.rand(n, generator=generator) < prob
+    device = generator.device if generator is not None else device
+    explore = torch.rand(n, generator=generator, device=device) < prob
     if n_supervision < 2:
-        return torch.zeros(n, dtype=torch.long)
-    minimum = torch.randint(2, n_supervision + 1, (n,), generator=generator)
+        return torch.zeros(n, dtype=torch.long, device=device)
+    minimum = torch.randint(2, n_supervision + 1, (n,), generator=generator, device=device)
     return torch.where(explore, minimum, 0)

@@ -20,9 +20,11 @@ from trm_core.config import load_config, set_value
 from trm_core.errors import UserError
 from trm_core.model.trm import build_model, task_shape
 from trm_core.train.act import ActBatch
-from trm_core.train.loop import Session, check_names, train_step
+from trm_core.rng import Streams
+from trm_core.train.loop import train_step
+from trm_core.train.session import Session, check_names
 from trm_core.train.optim import EMA, OPTIMIZERS
-from trm_core.train.runtime import autocast_factory, resolve_device, seed_everything, set_cpu_threads
+from trm_core.train.runtime import autocast_factory, forward_dtype, resolve_device, seed_everything, set_cpu_threads
 
 VARIANTS = ["eager_fp32", "compiled_fp32", "eager_bf16", "compiled_bf16"]
 
@@ -34,10 +36,10 @@ class RandomPuzzles:
         self.vocab_size, self.n_cells = vocab_size, n_cells
         self.generator = torch.Generator().manual_seed(seed)
 
-    def sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = torch.randint(1, self.vocab_size, (n, self.n_cells), generator=self.generator)
         y = torch.randint(2, self.vocab_size, (n, self.n_cells), generator=self.generator)
-        return x, y
+        return x, y, torch.zeros(n, dtype=torch.long)
 
 
 def time_variant(cfg, device: torch.device, compiled: bool, dtype: str, steps: int, warmup: int) -> float:
@@ -45,14 +47,15 @@ def time_variant(cfg, device: torch.device, compiled: bool, dtype: str, steps: i
     seed_everything(cfg.seed)
     vocab, cells = task_shape(cfg.data)
     model = build_model(cfg, vocab, cells).to(device)
+    model.forward_dtype = forward_dtype(device, dtype, cfg.train.precision)
     if compiled:
         model.compile_f()
-    ema = EMA(model, cfg.optim.ema_decay) if cfg.optim.ema_decay > 0 else None
+    ema = EMA(model, cfg.optim.ema_decay, cfg.optim.ema_start_step) if cfg.optim.ema_decay > 0 else None
     optimizer = OPTIMIZERS.get(cfg.optim.name)(model, cfg.optim)
-    batch = ActBatch.empty(model, cfg.train.batch_size, device)
+    batch = ActBatch.empty(model, cfg.train.batch_size, cfg.recursion.chains, device)
     s = Session(cfg, device, model, ema, optimizer, RandomPuzzles(vocab, cells, cfg.seed), batch,
-                torch.Generator().manual_seed(cfg.seed))
-    autocast = autocast_factory(device, dtype)
+                Streams.seeded(cfg.seed, device))
+    autocast = autocast_factory(device, dtype, cfg.train.precision)
     for _ in range(warmup):
         train_step(s, autocast)
     _sync(device)

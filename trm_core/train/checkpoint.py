@@ -1,9 +1,12 @@
 """Checkpoints: one directory per save, holding `checkpoint.pt` (tensors and plain containers only,
 so it loads with `torch.load(weights_only=True)`).
 
-Contents: step, elapsed seconds, resolved config, model, optimiser, EMA, the ACT batch (carry,
-puzzles, step counts), the TrainStream state and every RNG (torch, numpy, python, exploration), so a
-resumed run continues exactly. Writes are atomic: a temp directory renamed into place.
+Contents: step, elapsed seconds, resolved config, model, optimiser, EMA, the ACT batch (puzzles,
+step counts and, as train.checkpoint_carry says, its latents), the TrainStream state and every RNG
+(torch, numpy, python, and the run's streams: trm_core.rng), so a resumed run continues exactly
+(checkpoint_carry=full) or refills its batch, as TRM does (none, the default: a paper-preset batch
+of 768 x 97 x 512 latents is 305 MB in fp32, 4x the weights and optimiser state).
+Writes are atomic: a temp directory renamed into place.
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ import torch
 
 from trm_core.errors import UserError
 
-FORMAT = "trm_core.checkpoint/1"
+FORMAT = "trm_core.checkpoint/2"
 FILENAME = "checkpoint.pt"
 
 
-def rng_state(explore: torch.Generator) -> dict[str, Any]:
+def rng_state(streams: Any) -> dict[str, Any]:
     """Every random source as tensors and primitives."""
     _, keys, pos, has_gauss, gauss = np.random.get_state()
     version, py_state, py_gauss = random.getstate()
@@ -33,20 +36,20 @@ def rng_state(explore: torch.Generator) -> dict[str, Any]:
         "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
                   "gauss": float(gauss)},
         "python": {"version": version, "state": list(py_state), "gauss": py_gauss},
-        "explore": explore.get_state(),
+        "streams": streams.state_dict(),
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def set_rng_state(state: dict[str, Any], explore: torch.Generator) -> None:
+def set_rng_state(state: dict[str, Any], streams: Any) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
     np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     p = state["python"]
     random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
-    explore.set_state(state["explore"])
+    streams.load_state_dict(state["streams"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 

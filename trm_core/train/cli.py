@@ -2,7 +2,7 @@
 
     python -m trm_core train PRESET_OR_YAML [--set k=v ...] --out DIR [--overwrite] [--device D]
     python -m trm_core train PRESET_OR_YAML [--set k=v ...] --resume RUN_DIR_OR_CKPT [--out DIR]
-    python -m trm_core eval CHECKPOINT [--set k=v ...] [--device D]
+    python -m trm_core eval RUN_DIR_OR_CKPT [--set k=v ...] [--limit N] [--device D]
     python -m trm_core bench train --preset P [--set k=v ...] [--steps N] [--device D]
 
 Config precedence: --set > YAML file > the preset it names > defaults; --device is `--set device=D`.
@@ -45,7 +45,10 @@ def register(subparsers) -> None:
 
     ev = subparsers.add_parser("eval", help="evaluate a checkpoint on its held-out split",
                                description="Evaluate a checkpoint (EMA weights if it has them); prints JSON.")
-    ev.add_argument("checkpoint", metavar="CHECKPOINT", help="a run directory (its latest readable checkpoint), a checkpoint directory or its checkpoint.pt")
+    ev.add_argument("checkpoint", metavar="CHECKPOINT",
+                    help="a run directory (its latest readable checkpoint), a checkpoint directory or its checkpoint.pt")
+    ev.add_argument("--limit", type=int, default=0, metavar="N",
+                    help="evaluate a seeded subset of N puzzles (default 0: the whole split)")
     _add_common(ev)
     ev.set_defaults(func=cmd_eval)
 
@@ -170,7 +173,7 @@ def cmd_eval(args) -> int:
     from trm_core.train.checkpoint import resolve_resume
     from trm_core.train.evaluate_checkpoint import evaluate_checkpoint
 
-    metrics = evaluate_checkpoint(resolve_resume(args.checkpoint, warn=_warn), _overrides(args))
+    metrics = evaluate_checkpoint(resolve_resume(args.checkpoint, warn=_warn), _overrides(args), args.limit)
     print(json.dumps(metrics))
     return 0
 

@@ -4,26 +4,54 @@ halting (each puzzle's answer is the one at its first step with q_halt > 0, or a
 Metric keys: eval/exact_acc, eval/cell_acc (full depth, last step); eval/halted_exact_acc,
 eval/halted_cell_acc, eval/avg_steps (with halting); eval/halt_acc (over every puzzle and step:
 the halt head's verdict q_halt > 0 agrees with exact correctness); eval/n_puzzles.
+
+One chain per puzzle (chain 0 of a K-chain model), the evaluation dynamics (recursion.eval_damping,
+eval_noise_beta), and random latents and noise from evaluation's own streams seeded with `seed`:
+two evaluations of the same weights with the same seed give the same numbers. The test-time engine
+(trm_core.infer) scales depth and breadth and ensembles; this is the trainer's yardstick.
 """
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 
-from trm_core.model.trm import TRM
+from trm_core.model.trm import TRM, Dynamics
+from trm_core.rng import Streams
 from trm_core.train.schedules import Depth
+
+
+@dataclass
+class EvalSet:
+    """Held-out puzzles: (N, cells) inputs and labels, (N,) puzzle identifiers."""
+
+    inputs: np.ndarray
+    labels: np.ndarray
+    puzzle_ids: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def subset(self, n: int, seed: int) -> "EvalSet":
+        """A seeded random subset of n puzzles (in their original order); itself when n >= len."""
+        if n <= 0 or n >= len(self):
+            return self
+        idx = np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False))
+        return EvalSet(self.inputs[idx], self.labels[idx], self.puzzle_ids[idx])
 
 
 @torch.no_grad()
 def evaluate_batch(model: TRM, inputs: torch.Tensor, labels: torch.Tensor, depth: Depth,
-                   autocast: Callable[[], contextlib.AbstractContextManager]) -> dict[str, torch.Tensor]:
+                   autocast: Callable[[], contextlib.AbstractContextManager], streams: Streams,
+                   puzzle_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Sums over one batch: final-step correctness, halted answers, halting steps, halt-head agreement."""
     b = inputs.shape[0]
-    carry = model.init_carry(b)
+    dynamics = Dynamics.evaluation(model.recursion_cfg, streams.noise)
+    carry = model.init_carry(b, 1, streams.init)
     halted = torch.zeros(b, dtype=torch.bool, device=inputs.device)
     halt_step = torch.full((b,), depth.n_supervision, device=inputs.device)
     halted_cells = torch.zeros(b, device=inputs.device)
@@ -31,7 +59,8 @@ def evaluate_batch(model: TRM, inputs: torch.Tensor, labels: torch.Tensor, depth
     halt_agree = torch.zeros((), device=inputs.device)
     for step in range(1, depth.n_supervision + 1):
         with autocast():
-            carry, logits, q_halt = model(carry, inputs, depth.n_inner, depth.n_outer)
+            out = model(carry, inputs, depth.n_inner, depth.n_outer, dynamics, puzzle_ids)
+            carry, logits, q_halt = out.carry, out.logits, out.q_halt
         correct = logits.argmax(-1) == labels
         cells, exact = correct.float().mean(-1), correct.all(-1)
         halt_agree += ((q_halt > 0) == exact).sum()
@@ -45,27 +74,31 @@ def evaluate_batch(model: TRM, inputs: torch.Tensor, labels: torch.Tensor, depth
             "halted_exact": halted_exact.sum(), "halt_steps": halt_step.float().sum(), "halt_agree": halt_agree}
 
 
-def evaluate(model: TRM, inputs: np.ndarray, labels: np.ndarray, depth: Depth, batch_size: int,
-             device: torch.device, autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
-             ) -> dict[str, float]:
-    """Metrics over all puzzles in `inputs`/`labels` ((N, cells) arrays), in batches."""
+def evaluate(model: TRM, data: EvalSet, depth: Depth, batch_size: int, device: torch.device,
+             autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext, seed: int = 0,
+             prefix: str = "eval/") -> dict[str, float]:
+    """Metrics (keys `{prefix}exact_acc`, ...) over every puzzle of `data`, in batches."""
     was_training = model.training
     model.eval()
+    streams = Streams.seeded(seed, device, prefix="eval/")
     totals: dict[str, float] = {}
-    n = len(inputs)
+    n = len(data)
+
+    def rows(a: np.ndarray, start: int) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(a[start:start + batch_size]), dtype=torch.long, device=device)
+
     for start in range(0, n, batch_size):
-        x = torch.as_tensor(np.asarray(inputs[start:start + batch_size]), dtype=torch.long, device=device)
-        y = torch.as_tensor(np.asarray(labels[start:start + batch_size]), dtype=torch.long, device=device)
-        for key, value in evaluate_batch(model, x, y, depth, autocast).items():
+        x, y, ids = rows(data.inputs, start), rows(data.labels, start), rows(data.puzzle_ids, start)
+        for key, value in evaluate_batch(model, x, y, depth, autocast, streams, ids).items():
             totals[key] = totals.get(key, 0.0) + float(value)
     model.train(was_training)
-    n = max(n, 1)
+    m = max(n, 1)
     return {
-        "eval/exact_acc": totals["exact"] / n,
-        "eval/cell_acc": totals["cells"] / n,
-        "eval/halted_exact_acc": totals["halted_exact"] / n,
-        "eval/halted_cell_acc": totals["halted_cells"] / n,
-        "eval/avg_steps": totals["halt_steps"] / n,
-        "eval/halt_acc": totals["halt_agree"] / (n * depth.n_supervision),
-        "eval/n_puzzles": float(len(inputs)),
+        f"{prefix}exact_acc": totals.get("exact", 0.0) / m,
+        f"{prefix}cell_acc": totals.get("cells", 0.0) / m,
+        f"{prefix}halted_exact_acc": totals.get("halted_exact", 0.0) / m,
+        f"{prefix}halted_cell_acc": totals.get("halted_cells", 0.0) / m,
+        f"{prefix}avg_steps": totals.get("halt_steps", 0.0) / m,
+        f"{prefix}halt_acc": totals.get("halt_agree", 0.0) / (m * depth.n_supervision),
+        f"{prefix}n_puzzles": float(n),
     }

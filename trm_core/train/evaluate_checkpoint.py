@@ -1,8 +1,10 @@
-"""`python -m trm_core eval CHECKPOINT [--set ...]`: evaluate a saved model on its held-out split.
+"""`python -m trm_core eval CHECKPOINT [--set ...] [--limit N]`: evaluate a saved model on its held-out split.
 
 The checkpoint's resolved config is the base; `--set` may change what does not alter the weights'
-shapes (e.g. recursion.n_supervision for test-time depth, train.eval_max_puzzles, data.path, device).
-The EMA weights are used when the checkpoint has them (as the trainer's evaluation does).
+shapes (e.g. recursion.n_supervision for test-time depth, data.path, device). The whole split is
+evaluated, or a seeded subset of `limit` puzzles (the same subset the trainer's periodic
+evaluations use for train.eval_max_puzzles = limit). The EMA weights are used when the checkpoint
+has them (as the trainer's evaluation does).
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ from typing import Sequence
 from trm_core.config import from_dict, parse_override, set_value, validate
 from trm_core.errors import UserError
 from trm_core.model.trm import build_model
+from trm_core.rng import derive_seed
 from trm_core.train.checkpoint import describe, load_checkpoint
-from trm_core.train.evaluate import evaluate
-from trm_core.train.loop import check_names, load_data
-from trm_core.train.runtime import autocast_factory, resolve_device, set_cpu_threads
+from trm_core.train.evaluate import EvalSet, evaluate
+from trm_core.train.runtime import autocast_factory, forward_dtype, resolve_device, set_cpu_threads
 from trm_core.train.schedules import full_depth
+from trm_core.train.session import check_names, load_data
 
 
-def evaluate_checkpoint(path: str | os.PathLike, overrides: Sequence[str] = ()) -> dict:
+def evaluate_checkpoint(path: str | os.PathLike, overrides: Sequence[str] = (), limit: int = 0) -> dict:
+    if limit < 0:
+        raise UserError(f"--limit must be >= 0 (0: the whole split), but got {limit}")
     data = load_checkpoint(path)
     try:
         cfg = from_dict(data["config"])
@@ -33,14 +38,19 @@ def evaluate_checkpoint(path: str | os.PathLike, overrides: Sequence[str] = ()) 
     check_names(cfg)
     device = resolve_device(cfg.device)
     set_cpu_threads(device, cfg.train.cpu_threads)
-    dataset, _, inputs, labels = load_data(cfg)
-    model = build_model(cfg, dataset.meta["vocab_size"], dataset.meta["seq_len"])
+    cfg.train.eval_max_puzzles = 0
+    d = load_data(cfg)
+    eval_set: EvalSet = d.eval_set.subset(limit, derive_seed(cfg.data.data_seed, "eval_subset"))
+    meta = d.dataset.meta
+    model = build_model(cfg, meta["vocab_size"], meta["seq_len"], int(meta.get("n_puzzle_ids", 1)))
     try:
         weights = data["ema"]["model"] if data.get("ema") else data["model"]
         model.load_state_dict(weights)
     except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UserError(f"checkpoint {path} does not match this config: {describe(exc)}") from None
     model.to(device)
+    model.forward_dtype = forward_dtype(device, cfg.train.dtype, cfg.train.precision)
     batch = cfg.train.eval_batch_size or cfg.train.batch_size
-    metrics = evaluate(model, inputs, labels, full_depth(cfg), batch, device, autocast_factory(device, cfg.train.dtype))
+    autocast = autocast_factory(device, cfg.train.dtype, cfg.train.precision)
+    metrics = evaluate(model, eval_set, full_depth(cfg), batch, device, autocast, cfg.seed)
     return {"step": int(data["step"]), "eval/weights": "ema" if data.get("ema") else "model", **metrics}

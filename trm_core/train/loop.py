@@ -2,10 +2,10 @@
 
 One optimiser step = one supervision step of a full batch (ACT, trm_core.train.act). The loop
 reads top to bottom: depth -> refill -> lr -> forward/loss/backward -> clip -> step -> EMA ->
-halting -> log -> eval/checkpoint/report. `report(metrics, checkpoint_dir)` is called after every
-evaluation (every `train.eval_interval` steps and at the end) with a directory that `resume_from=`
-accepts. With `out_dir`, the run also writes config.yaml, metrics.jsonl (one JSON object per
-log/eval line) and final.json there.
+carry policies -> halting -> log -> eval/checkpoint/report. `report(metrics, checkpoint_dir)` is
+called after every evaluation (every `train.eval_interval` steps and at the end) with a directory
+that `resume_from=` accepts. With `out_dir`, the run also writes config.yaml, metrics.jsonl (one
+JSON object per log/eval line) and final.json there.
 """
 
 from __future__ import annotations
@@ -15,136 +15,41 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
-import numpy as np
 import torch
 import yaml
 from tqdm import tqdm
 
 from trm_core.config import TRMConfig, from_dict, to_dict, validate
 from trm_core.errors import TrainingDiverged, UserError, write_text_atomic
-from trm_core.model.latents import LATENT_INITS
-from trm_core.model.trm import RECURSION_UPDATES, TRM, build_model
+from trm_core.model.chains import chain_diversity
+from trm_core.model.trm import Dynamics
 from trm_core.train import checkpoint as ckpt
 from trm_core.train import signals
-from trm_core.train.act import ActBatch
 from trm_core.train.evaluate import evaluate
-from trm_core.train.loss import STEP_WEIGHTINGS, supervision_loss
-from trm_core.train.optim import EMA, OPTIMIZERS, lr_factor, set_lr
-from trm_core.train.runtime import autocast_factory, resolve_device, seed_everything, set_cpu_threads
+from trm_core.train.loss import pick, supervision_loss
+from trm_core.train.optim import lr_factor, set_lr
+from trm_core.train.runtime import autocast_factory, resolve_device, set_cpu_threads, set_deterministic
 from trm_core.train.schedules import DEPTH_SCHEDULES, full_depth
+from trm_core.train.session import Data, Session, build_session, check_names, checkpoint_payload, load_data, restore
 
 Report = Callable[[dict, Optional[str]], None]
 
 
-def check_names(cfg: TRMConfig) -> None:
-    """Fail before any work when a registry name in the config is unknown."""
-    LATENT_INITS.get(cfg.recursion.latent_init)
-    RECURSION_UPDATES.get(cfg.recursion.update)
-    DEPTH_SCHEDULES.get(cfg.recursion.depth_schedule)
-    STEP_WEIGHTINGS.get(cfg.loss.step_weighting)
-    OPTIMIZERS.get(cfg.optim.name)
-
-
-def load_data(cfg: TRMConfig):
-    """(dataset, TrainStream, eval inputs, eval labels) for cfg.data."""
-    from trm_core.data.store import build_from_config, load_dataset
-    from trm_core.data.stream import TrainStream
-
-    dataset = load_dataset(build_from_config(cfg.data))
-    stream = TrainStream(dataset, seed=cfg.seed, augment=cfg.data.augment)
-    n_eval = cfg.train.eval_max_puzzles or None
-    eval_inputs = np.array(dataset.inputs(cfg.data.eval_split)[:n_eval])
-    eval_labels = np.array(dataset.labels(cfg.data.eval_split)[:n_eval])
-    return dataset, stream, eval_inputs, eval_labels
-
-
-@dataclass
-class Session:
-    """Everything that changes while training; a checkpoint saves and restores all of it."""
-
-    cfg: TRMConfig
-    device: torch.device
-    model: TRM
-    ema: Optional[EMA]
-    optimizer: torch.optim.Optimizer
-    stream: Any
-    batch: ActBatch
-    explore: torch.Generator
-    """Exploration minimums (and random latent inits)."""
-    step: int = 0
-    elapsed_s: float = 0.0
-    """Wall seconds of this run (over resumes) up to `clock_start`."""
-    clock_start: float = 0.0
-
-    def elapsed(self) -> float:
-        return self.elapsed_s + time.perf_counter() - self.clock_start
-
-    def sync_clock(self) -> float:
-        """Fold the time since clock_start into elapsed_s (before a checkpoint stores it)."""
-        self.elapsed_s, self.clock_start = self.elapsed(), time.perf_counter()
-        return self.elapsed_s
-
-    @property
-    def eval_model(self) -> TRM:
-        return self.ema.model if self.ema is not None else self.model
-
-
-def build_session(cfg: TRMConfig, device: torch.device, dataset, stream) -> Session:
-    seed_everything(cfg.seed)
-    model = build_model(cfg, dataset.meta["vocab_size"], dataset.meta["seq_len"]).to(device)
-    ema = EMA(model, cfg.optim.ema_decay) if cfg.optim.ema_decay > 0 else None
-    if cfg.train.compile:
-        model.compile_f()
-        if ema is not None:
-            ema.model.compile_f()
-    optimizer = OPTIMIZERS.get(cfg.optim.name)(model, cfg.optim)
-    batch = ActBatch.empty(model, cfg.train.batch_size, device)
-    explore = torch.Generator().manual_seed(cfg.seed + 1)
-    return Session(cfg, device, model, ema, optimizer, stream, batch, explore)
-
-
-def checkpoint_payload(s: Session) -> dict[str, Any]:
-    return {
-        "step": s.step, "elapsed_s": s.elapsed_s, "config": to_dict(s.cfg),
-        "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(),
-        "ema": s.ema.state_dict() if s.ema is not None else None,
-        "batch": s.batch.state_dict(), "stream": s.stream.state_dict(), "rng": ckpt.rng_state(s.explore),
-    }
-
-
-def restore(s: Session, data: dict[str, Any], source: str) -> None:
-    """Load a checkpoint into a freshly built session; a mismatch is a one-line UserError."""
-    try:
-        s.model.load_state_dict(data["model"])
-        s.optimizer.load_state_dict(data["optimizer"])
-        if s.ema is not None:
-            if data["ema"] is None:
-                raise ValueError("the checkpoint has no EMA weights but optim.ema_decay > 0")
-            s.ema.load_state_dict(data["ema"])
-        batch = ActBatch.from_state_dict(data["batch"], s.device)
-        if batch.inputs.shape != s.batch.inputs.shape:
-            raise ValueError(f"its batch is {tuple(batch.inputs.shape)}, the config's {tuple(s.batch.inputs.shape)}")
-        s.batch = batch
-        s.stream.load_state_dict(data["stream"])
-        ckpt.set_rng_state(data["rng"], s.explore)
-        s.step, s.elapsed_s = int(data["step"]), float(data["elapsed_s"])
-    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"checkpoint {source} does not match this config: {ckpt.describe(exc)}") from None
-
-
 def train_step(s: Session, autocast) -> dict[str, torch.Tensor]:
     """One supervision step of the whole batch; returns detached per-step statistics."""
-    cfg, batch = s.cfg, s.batch
-    depth = DEPTH_SCHEDULES.get(cfg.recursion.depth_schedule)(cfg, s.step, cfg.train.steps)
-    batch.refill(s.model, s.stream, s.explore)
+    cfg, batch, r = s.cfg, s.batch, s.cfg.recursion
+    depth = DEPTH_SCHEDULES.get(r.depth_schedule)(cfg, s.step, cfg.train.steps)
+    batch.refill(s.model, s.stream, s.streams.init)
     lr = cfg.optim.lr * lr_factor(s.step, cfg.optim, cfg.train.steps)
     set_lr(s.optimizer, lr / cfg.optim.lr)
+    inputs, puzzle_ids = batch.row_inputs()
     with autocast():
-        batch.carry, logits, q_halt = s.model(batch.carry, batch.inputs, depth.n_inner, depth.n_outer)
+        step = s.model(batch.carry, inputs, depth.n_inner, depth.n_outer, Dynamics.training(r, s.streams.noise),
+                       puzzle_ids)
+    carry, logits, q_halt = step.carry, step.logits, step.q_halt
     out = supervision_loss(logits, q_halt, batch.labels, batch.steps + 1, depth.n_supervision, cfg.loss)
     s.optimizer.zero_grad(set_to_none=True)
     out.loss.backward()
@@ -154,15 +59,28 @@ def train_step(s: Session, autocast) -> dict[str, torch.Tensor]:
     s.optimizer.step()
     if s.ema is not None:
         s.ema.update(s.model)
-    batch.advance(q_halt.detach(), depth.n_supervision, cfg.recursion.halt_exploration_prob, s.explore)
+    # chains: the carry policies run after the backward pass; a puzzle halts on its winner's q_halt
+    batch.carry = batch.apply_carry_policies(carry, out.winner, s.model, r, s.streams.init)
+    batch.advance(pick(q_halt.detach(), out.winner), depth.n_supervision, r.halt_exploration_prob, s.streams.explore)
     s.step += 1
     halted = batch.halted
-    return {
+    stats = {
         "loss": out.loss.detach(), "lm_loss": out.lm_loss, "halt_loss": out.halt_loss,
         "cell_acc": out.cell_correct.mean(), "exact_acc": out.exact.float().mean(),
         "halted": halted.sum(), "halted_steps": batch.steps[halted].sum(),
         "halted_exact": out.exact[halted].sum(), "grad_norm": grad_norm.detach().float(), "lr": torch.tensor(lr),
+        "n_inner": torch.tensor(depth.n_inner), "n_outer": torch.tensor(depth.n_outer),
+        "n_supervision": torch.tensor(depth.n_supervision),
     }
+    for key, value in (step.solver_stats or {}).items():  # fixed-point solver: iterations, residual
+        stats[key] = torch.tensor(value)
+    chains = batch.chains
+    if chains > 1:
+        stats["wins"] = torch.bincount(out.winner, minlength=chains)
+        stats["winner_ce"] = out.lm_loss
+        stats["mean_ce"] = out.rows.ce.detach().mean()
+        stats["chain_cos"] = chain_diversity(carry.z_l, batch.inputs.shape[0])
+    return stats
 
 
 class TrainStats:
@@ -181,23 +99,34 @@ class TrainStats:
     def metrics(self, batch_size: int) -> dict[str, float]:
         if self.steps == 0:
             return {}
+        wins = self.sums.pop("wins", None)
         v = {k: float(t) for k, t in self.sums.items()}
         n, halted = self.steps, max(v["halted"], 1.0)
-        return {
+        out = {
             "train/loss": v["loss"] / n, "train/lm_loss": v["lm_loss"] / n, "train/halt_loss": v["halt_loss"] / n,
             "train/cell_acc": v["cell_acc"] / n, "train/exact_acc": v["exact_acc"] / n,
             "train/halted_exact_acc": v["halted_exact"] / halted, "train/avg_steps": v["halted_steps"] / halted,
             "train/lr": v["lr"] / n, "train/grad_norm": v["grad_norm"] / n,
+            "train/n_inner": v["n_inner"] / n, "train/n_outer": v["n_outer"] / n,
+            "train/n_supervision": v["n_supervision"] / n,
             "perf/puzzle_steps_per_s": batch_size * n / max(self.seconds, 1e-9),
         }
+        if "fp_iters" in v:
+            out.update({"train/fp_iters": v["fp_iters"] / n, "train/fp_residual": v["fp_residual"] / n})
+        if wins is not None:
+            share = wins.float() / wins.sum().clamp_min(1)
+            out.update({f"train/win_rate/{k}": float(x) for k, x in enumerate(share)})
+            out.update({"train/winner_ce": v["winner_ce"] / n, "train/mean_ce": v["mean_ce"] / n,
+                        "train/chain_cos": v["chain_cos"] / n})
+        return out
 
 
 class RunOutput:
     """Evaluation, checkpoints, report() calls and the run files (config.yaml, metrics.jsonl
     appended and flushed per line, final.json written atomically) of one training run."""
 
-    def __init__(self, s: Session, report: Optional[Report], out_dir: str | os.PathLike | None, eval_data: tuple):
-        self.s, self.report, self.eval_inputs, self.eval_labels = s, report, *eval_data
+    def __init__(self, s: Session, report: Optional[Report], out_dir: str | os.PathLike | None, data: Data):
+        self.s, self.report, self.data = s, report, data
         self.out = Path(out_dir) if out_dir is not None else None
         self.metrics_file = None
         # checkpoints go to out_dir; without one, to a temp dir only if someone is told about them
@@ -214,19 +143,32 @@ class RunOutput:
             self.metrics_file.write(json.dumps(metrics) + "\n")
             self.metrics_file.flush()
 
-    def evaluate(self, train_metrics: dict) -> dict:
-        """Evaluate (EMA weights if any), checkpoint, log and report; returns the metrics."""
+    def _evaluate(self, data, prefix: str) -> dict:
         s, cfg = self.s, self.s.cfg
-        autocast = autocast_factory(s.device, cfg.train.dtype)
+        autocast = autocast_factory(s.device, cfg.train.dtype, cfg.train.precision)
         eval_batch = cfg.train.eval_batch_size or cfg.train.batch_size
+        return evaluate(s.eval_model, data, full_depth(cfg), eval_batch, s.device, autocast, cfg.seed, prefix)
+
+    def evaluate(self, train_metrics: dict, last: bool = False) -> dict:
+        """Evaluate (EMA weights if any), checkpoint, log and report; returns the metrics.
+
+        The final evaluation (the last step, or the first to reach train.target_exact_acc) also
+        gives final/* metrics: on the whole split when periodic evaluations used a subset
+        (train.eval_max_puzzles), else the same numbers as eval/*.
+        """
+        s, t = self.s, self.s.cfg.train
         metrics = {"step": s.step, "model/n_params": s.model.n_params(), **train_metrics,
-                   **evaluate(s.eval_model, self.eval_inputs, self.eval_labels, full_depth(cfg), eval_batch,
-                              s.device, autocast)}
+                   **self._evaluate(self.data.eval_set, "eval/")}
+        if last or (t.target_exact_acc > 0 and metrics["eval/exact_acc"] >= t.target_exact_acc):
+            if self.data.final_set is not None:
+                metrics.update(self._evaluate(self.data.final_set, "final/"))
+            else:
+                metrics.update({"final/" + k[len("eval/"):]: v for k, v in list(metrics.items()) if k.startswith("eval/")})
         metrics["time/elapsed_s"] = s.sync_clock()
         ckpt_dir = None
         if self.ckpt_root is not None:
             payload = checkpoint_payload(s)
-            ckpt_dir = str(ckpt.save_checkpoint(payload, self.ckpt_root, s.step, cfg.train.keep_checkpoints))
+            ckpt_dir = str(ckpt.save_checkpoint(payload, self.ckpt_root, s.step, s.cfg.train.keep_checkpoints))
         self.log(metrics)
         if self.report is not None:
             self.report(metrics, ckpt_dir)
@@ -246,12 +188,13 @@ def train(cfg: TRMConfig, report: Optional[Report] = None, *, out_dir: str | os.
     check_names(cfg)
     device = resolve_device(cfg.device)
     set_cpu_threads(device, cfg.train.cpu_threads)
-    dataset, stream, *eval_data = load_data(cfg)
-    s = build_session(cfg, device, dataset, stream)
+    set_deterministic(cfg.train.deterministic, device)
+    data = load_data(cfg)
+    s = build_session(cfg, device, data.dataset, data.stream)
     if resume_from is not None:
         restore(s, ckpt.load_checkpoint(resume_from), str(resume_from))
-    output = RunOutput(s, report, out_dir, tuple(eval_data))
-    autocast = autocast_factory(device, cfg.train.dtype)
+    output = RunOutput(s, report, out_dir, data)
+    autocast = autocast_factory(device, cfg.train.dtype, cfg.train.precision)
     t = cfg.train
     s.clock_start = time.perf_counter()
     stats, last_train, metrics = TrainStats(), {}, None
@@ -271,10 +214,10 @@ def train(cfg: TRMConfig, report: Optional[Report] = None, *, out_dir: str | os.
                             ps_s=f"{last_train['perf/puzzle_steps_per_s']:.0f}")
             stats = TrainStats()
         if s.step % t.eval_interval == 0 or last:
-            metrics = output.evaluate(last_train)
+            metrics = output.evaluate(last_train, last)
             if progress:
                 bar.write(_eval_line(metrics))
-            if t.target_exact_acc > 0 and metrics["eval/exact_acc"] >= t.target_exact_acc:
+            if "final/exact_acc" in metrics:  # the last step, or the accuracy target was reached
                 break
         if out_of_time:
             break
@@ -283,8 +226,8 @@ def train(cfg: TRMConfig, report: Optional[Report] = None, *, out_dir: str | os.
             signals.save_and_stop(s.step, output.ckpt_root and (lambda: str(ckpt.save_checkpoint(
                 checkpoint_payload(s), output.ckpt_root, s.step, t.keep_checkpoints))))
     bar.close()
-    if metrics is None or metrics["step"] != s.step:
-        metrics = output.evaluate(last_train)
+    if metrics is None or "final/exact_acc" not in metrics:
+        metrics = output.evaluate(last_train, last=True)
     output.final(metrics)
     return metrics
 

@@ -1,8 +1,13 @@
 """Losses of one supervision step: cross entropy on the cells + halt_weight * BCE(q_halt, exact).
 
 Cross entropy is softmax or TRM's "stablemax" (computed in float64), with optional label smoothing.
-`STEP_WEIGHTINGS` maps `loss.step_weighting` to `weights(steps, n_supervision) -> (B,)`: the
-weight of each row's loss given the (1-based) supervision step that row is at.
+Everything is computed per row first (`row_losses`); with K chains per puzzle (rows = B*K) the
+rows of a puzzle are then reduced (`chain_reduce`): `wta` trains only the winner, the chain with
+the lowest cross entropy (ties: the lowest index), so the losers get exactly zero gradient (SIC);
+`mean` averages the K chains (the ablation). With K = 1 both are TRM's loss.
+
+`STEP_WEIGHTINGS` maps `loss.step_weighting` to `weights(steps, n_supervision, cfg) -> (B,)`: the
+weight of each puzzle's loss given the (1-based) supervision step that puzzle is at.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ def log_stablemax(logits: torch.Tensor) -> torch.Tensor:
 
 
 def cell_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, kind: str, label_smoothing: float) -> torch.Tensor:
-    """Per-row mean cross entropy over the cells: logits (B, cells, vocab), labels (B, cells) -> (B,)."""
+    """Per-row mean cross entropy over the cells: logits (R, cells, vocab), labels (R, cells) -> (R,)."""
     if kind == "stablemax":
         logprobs = log_stablemax(logits)
     else:
@@ -37,14 +42,51 @@ def cell_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, kind: str, la
     return nll.mean(dim=-1).float()
 
 
-StepWeighting = Callable[[torch.Tensor, int], torch.Tensor]
+StepWeighting = Callable[[torch.Tensor, int, LossConfig], torch.Tensor]
 STEP_WEIGHTINGS: Registry[StepWeighting] = Registry("supervision-step weighting", "loss.step_weighting")
 
 
 @STEP_WEIGHTINGS.register("uniform")
-def uniform_weighting(steps: torch.Tensor, n_supervision: int) -> torch.Tensor:
+def uniform_weighting(steps: torch.Tensor, n_supervision: int, cfg: LossConfig) -> torch.Tensor:
     """TRM: every supervision step counts the same."""
     return torch.ones(steps.shape, dtype=torch.float32, device=steps.device)
+
+
+@STEP_WEIGHTINGS.register("cgar_paper")
+def cgar_paper_weighting(steps: torch.Tensor, n_supervision: int, cfg: LossConfig) -> torch.Tensor:
+    """CGAR's hierarchical supervision weighting as its paper writes it: step t weighs
+    lambda^(t-1) / Z with Z = sum_{t=1..N_sup} lambda^(t-1), times N_sup so that a uniform mix of
+    steps keeps TRM's loss scale (the mean weight over the N_sup steps is 1)."""
+    lam = cfg.step_weight_lambda
+    z = sum(lam ** t for t in range(n_supervision))
+    return (lam ** (steps.float() - 1)) * (n_supervision / z)
+
+
+@STEP_WEIGHTINGS.register("cgar_code")
+def cgar_code_weighting(steps: torch.Tensor, n_supervision: int, cfg: LossConfig) -> torch.Tensor:
+    """CGAR's public code: the whole batch's loss times lambda^(mean step), one scalar per batch."""
+    return torch.full(steps.shape, cfg.step_weight_lambda, device=steps.device) ** steps.float().mean()
+
+
+@dataclass
+class RowLoss:
+    ce: torch.Tensor
+    """(R,) mean cross entropy over the cells."""
+    halt: torch.Tensor
+    """(R,) BCE of the halt head against exact correctness."""
+    cell_correct: torch.Tensor
+    """(R,) fraction of cells right (no grad)."""
+    exact: torch.Tensor
+    """(R,) bool: every cell right."""
+
+
+def row_losses(logits: torch.Tensor, q_halt: torch.Tensor, labels: torch.Tensor, cfg: LossConfig) -> RowLoss:
+    with torch.no_grad():
+        correct = logits.argmax(dim=-1) == labels
+        exact = correct.all(dim=-1)
+    ce = cell_cross_entropy(logits, labels, cfg.kind, cfg.label_smoothing)
+    halt = F.binary_cross_entropy_with_logits(q_halt, exact.to(q_halt.dtype), reduction="none")
+    return RowLoss(ce, halt, correct.float().mean(dim=-1), exact)
 
 
 @dataclass
@@ -52,23 +94,41 @@ class StepLoss:
     loss: torch.Tensor
     """Scalar to backpropagate."""
     lm_loss: torch.Tensor
-    """Mean cross entropy (detached)."""
+    """Mean cross entropy of the trained rows (the winners under wta; detached)."""
     halt_loss: torch.Tensor
-    """Mean BCE of the halt head (detached)."""
+    """Mean BCE of the halt head of the trained rows (detached)."""
     cell_correct: torch.Tensor
-    """(B,) fraction of cells right."""
+    """(B,) fraction of cells right, of each puzzle's winning chain."""
     exact: torch.Tensor
-    """(B,) bool: every cell right."""
+    """(B,) bool: the winning chain has every cell right."""
+    winner: torch.Tensor
+    """(B,) long: the chain with the lowest cross entropy (0 when K = 1)."""
+    rows: RowLoss
+    """The per-row values, for chain metrics."""
+
+
+def pick(values: torch.Tensor, winner: torch.Tensor) -> torch.Tensor:
+    """(B*K,) per-row values -> (B,) the winner's."""
+    return values.view(winner.shape[0], -1).gather(1, winner[:, None]).squeeze(1)
 
 
 def supervision_loss(logits: torch.Tensor, q_halt: torch.Tensor, labels: torch.Tensor, steps: torch.Tensor,
                      n_supervision: int, cfg: LossConfig) -> StepLoss:
-    """Loss of one supervision step over a batch whose rows are at (1-based) steps `steps`."""
-    with torch.no_grad():
-        correct = logits.argmax(dim=-1) == labels
-        exact = correct.all(dim=-1)
-    lm = cell_cross_entropy(logits, labels, cfg.kind, cfg.label_smoothing)
-    halt = F.binary_cross_entropy_with_logits(q_halt, exact.to(q_halt.dtype), reduction="none")
-    weights = STEP_WEIGHTINGS.get(cfg.step_weighting)(steps, n_supervision)
-    loss = (weights * (lm + cfg.halt_weight * halt)).mean()
-    return StepLoss(loss, lm.detach().mean(), halt.detach().mean(), correct.float().mean(dim=-1), exact)
+    """Loss of one supervision step. logits (B*K, cells, vocab), q_halt (B*K,), labels (B, cells) or
+    (B*K, cells), steps (B,) 1-based supervision steps of the B puzzles."""
+    n_puzzles = steps.shape[0]
+    chains = logits.shape[0] // n_puzzles
+    if labels.shape[0] != logits.shape[0]:
+        labels = labels.repeat_interleave(chains, dim=0)
+    rows = row_losses(logits, q_halt, labels, cfg)
+    per_row = rows.ce + cfg.halt_weight * rows.halt
+    winner = rows.ce.detach().view(n_puzzles, chains).argmin(dim=1)  # first minimum: ties go to the lowest index
+    if chains == 1 or cfg.chain_loss == "wta":
+        per_puzzle, ce, halt = pick(per_row, winner), pick(rows.ce, winner), pick(rows.halt, winner)
+    else:  # mean over the chains
+        per_puzzle = per_row.view(n_puzzles, chains).mean(1)
+        ce, halt = rows.ce.view(n_puzzles, chains).mean(1), rows.halt.view(n_puzzles, chains).mean(1)
+    weights = STEP_WEIGHTINGS.get(cfg.step_weighting)(steps, n_supervision, cfg)
+    loss = (weights * per_puzzle).mean()
+    return StepLoss(loss, ce.detach().mean(), halt.detach().mean(), pick(rows.cell_correct, winner),
+                    pick(rows.exact, winner), winner, rows)

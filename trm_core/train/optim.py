@@ -1,9 +1,11 @@
 """Optimisers, learning-rate schedule and weight EMA.
 
-`OPTIMIZERS` maps a recipe name (`optim.name`) to `recipe(model, optim_cfg) -> torch.optim.Optimizer`.
+`OPTIMIZERS` maps a recipe name (`optim.name`) to `recipe(model, optim_cfg) -> OptimizerList`.
 A recipe builds parameter groups from `model.param_groups()` (hidden 2-D matrices, embeddings,
-heads, other) so that, e.g., Muon on the hidden matrices and AdamW on the rest is one more recipe.
-Every group carries `base_lr`; the schedule scales it (`set_lr`).
+heads, other, the puzzle-identifier embedding): TRM's Adam-atan2 or AdamW on everything, or SIC's
+Muon on the hidden matrices and AdamW on the rest. The puzzle-identifier embedding (when the model
+has one) always gets TRM's SignSGD at optim.puzzle_emb_lr. Every group carries `base_lr`; the
+schedule scales all of them alike (`set_lr`).
 """
 
 from __future__ import annotations
@@ -60,28 +62,103 @@ class AdamAtan2(torch.optim.Optimizer):
         return loss
 
 
-Recipe = Callable[[TRM, OptimConfig], torch.optim.Optimizer]
+class SignSGD(torch.optim.Optimizer):
+    """TRM's puzzle-embedding optimiser (its CastedSparseEmbeddingSignSGD), on the rows of the
+    identifier table that the batch used (rows with a gradient): decoupled weight decay, then a
+    step of -lr * sign(grad). Rows of puzzles absent from the batch are left untouched."""
+
+    def __init__(self, params, lr: float = 1e-4, weight_decay: float = 1.0):
+        super().__init__(params, dict(lr=lr, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            lr, wd = group["lr"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                used = p.grad.flatten(1).ne(0).any(dim=1)
+                update = p.mul(1 - lr * wd).add_(torch.sign(p.grad), alpha=-lr)
+                p.copy_(torch.where(used.view(-1, *[1] * (p.ndim - 1)), update, p))
+
+
+class OptimizerList:
+    """Several optimisers stepped as one (e.g. Muon + AdamW + SignSGD), with one state dict."""
+
+    def __init__(self, optimizers: list[torch.optim.Optimizer]):
+        self.optimizers = optimizers
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [g for o in self.optimizers for g in o.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.optimizers:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for o in self.optimizers:
+            o.step()
+
+    def state_dict(self) -> dict:
+        return {"optimizers": [o.state_dict() for o in self.optimizers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        states = state["optimizers"]
+        if len(states) != len(self.optimizers):
+            raise ValueError(f"the checkpoint has {len(states)} optimiser(s), this recipe {len(self.optimizers)}")
+        for o, d in zip(self.optimizers, states):
+            o.load_state_dict(d)
+
+
+Recipe = Callable[[TRM, OptimConfig], OptimizerList]
 OPTIMIZERS: Registry[Recipe] = Registry("optimiser recipe", "optim.name")
 
 
-def _uniform_groups(model: TRM, cfg: OptimConfig) -> list[dict]:
-    # TRM decays every parameter alike; groups keep their role name for logging and later recipes
-    return [
-        {"params": params, "name": name, "lr": cfg.lr, "base_lr": cfg.lr, "weight_decay": cfg.weight_decay}
-        for name, params in model.param_groups().items()
-    ]
+def _group(name: str, params: list, lr: float, weight_decay: float) -> dict:
+    # groups keep their role name for logging; base_lr is what the schedule scales
+    return {"params": params, "name": name, "lr": lr, "base_lr": lr, "weight_decay": weight_decay}
+
+
+def _with_puzzle_emb(model: TRM, cfg: OptimConfig, optimizers: list[torch.optim.Optimizer]) -> OptimizerList:
+    table = model.param_groups().get("puzzle_emb")
+    if table:
+        group = _group("puzzle_emb", table, cfg.puzzle_emb_lr, cfg.puzzle_emb_weight_decay)
+        optimizers = optimizers + [SignSGD([group], lr=cfg.puzzle_emb_lr, weight_decay=cfg.puzzle_emb_weight_decay)]
+    return OptimizerList(optimizers)
+
+
+def _dense_groups(model: TRM, cfg: OptimConfig, roles: tuple[str, ...] = ("hidden", "embed", "head", "other")) -> list[dict]:
+    # TRM decays every dense parameter alike
+    return [_group(name, params, cfg.lr, cfg.weight_decay) for name, params in model.param_groups().items()
+            if name in roles]
 
 
 @OPTIMIZERS.register("adamw")
-def adamw(model: TRM, cfg: OptimConfig) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(_uniform_groups(model, cfg), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-                             weight_decay=cfg.weight_decay, foreach=True)
+def adamw(model: TRM, cfg: OptimConfig) -> OptimizerList:
+    opt = torch.optim.AdamW(_dense_groups(model, cfg), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                            weight_decay=cfg.weight_decay, foreach=True)
+    return _with_puzzle_emb(model, cfg, [opt])
 
 
 @OPTIMIZERS.register("adam_atan2")
-def adam_atan2(model: TRM, cfg: OptimConfig) -> torch.optim.Optimizer:
-    return AdamAtan2(_uniform_groups(model, cfg), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-                     weight_decay=cfg.weight_decay)
+def adam_atan2(model: TRM, cfg: OptimConfig) -> OptimizerList:
+    opt = AdamAtan2(_dense_groups(model, cfg), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+    return _with_puzzle_emb(model, cfg, [opt])
+
+
+@OPTIMIZERS.register("muon_adamw")
+def muon_adamw(model: TRM, cfg: OptimConfig) -> OptimizerList:
+    """SIC: Muon (optim.muon_*: lr 0.02 scaled by sqrt(max(1, out/in)), momentum 0.6, Nesterov,
+    3 Newton-Schulz steps, decoupled wd 0.005) on the 2-D hidden matrices of the blocks; AdamW
+    (optim.lr, beta1, beta2, weight_decay: 1e-4, (0.9, 0.95), 1.0) on embeddings, heads and the rest."""
+    hidden = model.param_groups()["hidden"]
+    muon = torch.optim.Muon([_group("hidden", hidden, cfg.muon_lr, cfg.muon_weight_decay)], lr=cfg.muon_lr,
+                            weight_decay=cfg.muon_weight_decay, momentum=cfg.muon_momentum,
+                            nesterov=cfg.muon_nesterov, ns_steps=cfg.muon_ns_steps, adjust_lr_fn="original")
+    adam = torch.optim.AdamW(_dense_groups(model, cfg, ("embed", "head", "other")), lr=cfg.lr,
+                             betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay, foreach=True)
+    return _with_puzzle_emb(model, cfg, [muon, adam])
 
 
 def lr_factor(step: int, cfg: OptimConfig, total_steps: int) -> float:
@@ -94,7 +171,7 @@ def lr_factor(step: int, cfg: OptimConfig, total_steps: int) -> float:
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
+def set_lr(optimizer: OptimizerList, factor: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = group["base_lr"] * factor
 
@@ -104,24 +181,31 @@ class EMA:
 
     decay_t = min(decay, (1 + t) / (10 + t)): the usual warm-up so that short runs are not
     dominated by the initial weights; after ~10k steps it equals `decay` (TRM's EMA 0.999).
+    Before `start_step` optimiser steps the copy just follows the weights (SIC: EMA from step 5k);
+    t counts the updates since then.
     """
 
-    def __init__(self, model: nn.Module, decay: float):
-        self.decay = decay
+    def __init__(self, model: nn.Module, decay: float, start_step: int = 0):
+        self.decay, self.start_step = decay, start_step
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.updates = 0
+        self.seen = 0
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         ema_params = list(self.model.parameters())
         params = [p.detach() for p in model.parameters()]
+        self.seen += 1
+        if self.seen <= self.start_step:
+            torch._foreach_copy_(ema_params, params)
+            return
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         torch._foreach_lerp_(ema_params, params, 1 - decay)
         self.updates += 1
 
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "updates": self.updates}
+        return {"model": self.model.state_dict(), "updates": self.updates, "seen": self.seen}
 
     def load_state_dict(self, d: dict) -> None:
         self.model.load_state_dict(d["model"])
-        self.updates = int(d["updates"])
+        self.updates, self.seen = int(d["updates"]), int(d.get("seen", d["updates"]))

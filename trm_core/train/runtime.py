@@ -47,12 +47,36 @@ def set_cpu_threads(device: torch.device, threads: int = 0) -> int:
     return threads
 
 
-def autocast_factory(device: torch.device, dtype: str) -> Callable[[], contextlib.AbstractContextManager]:
-    """A no-argument context factory: bf16 autocast (auto on CUDA, or when asked), else nothing."""
-    use_bf16 = dtype == "bfloat16" or (dtype == "auto" and device.type == "cuda")
-    if not use_bf16:
+def uses_bf16(device: torch.device, dtype: str) -> bool:
+    """train.dtype: bfloat16, or auto on CUDA."""
+    return dtype == "bfloat16" or (dtype == "auto" and device.type == "cuda")
+
+
+def autocast_factory(device: torch.device, dtype: str, precision: str = "amp"
+                     ) -> Callable[[], contextlib.AbstractContextManager]:
+    """A no-argument context factory: bf16 autocast under train.precision=amp when bf16 is used,
+    else nothing (fp32, or the reference numerics, whose casts are explicit: `forward_dtype`)."""
+    if not uses_bf16(device, dtype) or precision == "reference":
         return contextlib.nullcontext
     return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def forward_dtype(device: torch.device, dtype: str, precision: str = "amp") -> torch.dtype:
+    """The dtype of the model's forward and carry: bf16 under the reference numerics (TRM's
+    forward_dtype), else float32 (with amp, autocast runs the matmuls in bf16)."""
+    return torch.bfloat16 if uses_bf16(device, dtype) and precision == "reference" else torch.float32
+
+
+def set_deterministic(on: bool, device: torch.device) -> None:
+    """train.deterministic: PyTorch's deterministic algorithms; on CUDA also cuDNN and cuBLAS's
+    fixed workspace (CUBLAS_WORKSPACE_CONFIG must be set before the first cuBLAS call)."""
+    if not on:
+        return
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True)
 
 
 def seed_everything(seed: int) -> None:

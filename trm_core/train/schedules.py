@@ -6,11 +6,13 @@ depth are one more entry here. Evaluation always runs at the configured (full) d
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Callable
 
-from trm_core.config import TRMConfig
+from trm_core.config import TRMConfig, parse_stages
 from trm_core.model.registry import Registry
+from trm_core.rng import derive_seed
 
 
 @dataclass(frozen=True)
@@ -36,3 +38,29 @@ DEPTH_SCHEDULES: Registry[DepthSchedule] = Registry("depth schedule", "recursion
 def constant_depth(cfg: TRMConfig, step: int, total_steps: int) -> Depth:
     """TRM: the configured (n, T, N_sup) at every step."""
     return full_depth(cfg)
+
+
+@DEPTH_SCHEDULES.register("cgar")
+def cgar_depth(cfg: TRMConfig, step: int, total_steps: int) -> Depth:
+    """CGAR's progressive depth curriculum: (n, T) of the last stage of recursion.cgar_stages whose
+    start is <= step / total_steps (default (2,1) -> (4,2) -> (6,3) at 0.3 / 0.6); N_sup unchanged."""
+    progress = step / max(total_steps, 1)
+    _, n, t = [s for s in parse_stages(cfg.recursion.cgar_stages) if s[0] <= progress][-1]
+    return Depth(n, t, cfg.recursion.n_supervision)
+
+
+def _centred(rng: random.Random, value: int, spread: int) -> int:
+    s = min(spread, value - 1)  # keep the range >= 1 and centred on value
+    return rng.randint(value - s, value + s)
+
+
+@DEPTH_SCHEDULES.register("random")
+def random_depth(cfg: TRMConfig, step: int, total_steps: int) -> Depth:
+    """Randomised recursion (seed 002): n, T and N_sup drawn uniformly in value +- recursion.random_spread,
+    independently, per optimiser step. Centred ranges give E[n] = n, E[T] = T, so the expected
+    compute of a step, T * (n + 1), equals the configured depth's. The draw is a function of
+    (seed, step), so a resumed run draws the same depths."""
+    r = cfg.recursion
+    rng = random.Random(derive_seed(cfg.seed, f"depth/{step}"))
+    return Depth(_centred(rng, r.n_inner, r.random_spread), _centred(rng, r.n_outer, r.random_spread),
+                 _centred(rng, r.n_supervision, r.random_spread))

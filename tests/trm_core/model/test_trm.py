@@ -1,4 +1,4 @@
-"""The TRM network: shapes, initialisation, the one-loop grad switch, registries, carry."""
+"""The TRM network: shapes, initialisation, the one-loop grad switch, registries, carry, variants."""
 
 import math
 
@@ -7,7 +7,7 @@ import torch
 
 from trm_core.config import load_config
 from trm_core.errors import ConfigError
-from trm_core.model import LATENT_INITS, RECURSION_UPDATES, Carry, build_model
+from trm_core.model import LATENT_INITS, Carry, Dynamics, build_model
 from trm_core.model.layers import swiglu_width
 
 
@@ -30,7 +30,9 @@ def test_step_shapes_and_detached_carry(mixer):
     carry = model.init_carry(3)
     assert carry.z_h.shape == (3, 16 + 2, 32)
     x = torch.randint(1, 6, (3, 16))
-    new, logits, q_halt = model(carry, x, n_inner=2, n_outer=2)
+    out = model(carry, x, n_inner=2, n_outer=2)
+    new, logits, q_halt = out.carry, out.logits, out.q_halt
+    assert out.residual is None and out.solver_stats is None
     assert logits.shape == (3, 16, 6) and q_halt.shape == (3,)
     assert not new.z_h.requires_grad and not new.z_l.requires_grad
     logits.sum().backward()
@@ -46,7 +48,7 @@ def test_initialisation():
     assert model.embed_tokens.weight.std().item() == pytest.approx(1 / math.sqrt(32), rel=0.3)
     # both latents start from fixed buffers broadcast over positions
     carry = model.init_carry(2)
-    assert torch.equal(carry.z_h[0, 0], model.h_init) and torch.equal(carry.z_l[1, 5], model.l_init)
+    assert torch.equal(carry.z_h[0, 0], model.h_init) and torch.equal(carry.z_l[1, 5], model.l_init[0])
     assert "h_init" in model.state_dict() and "l_init" in model.state_dict()
 
 
@@ -69,19 +71,21 @@ def test_only_last_pass_builds_a_graph():
     assert modes == [False] * 12
 
 
-def test_carry_reset_rows():
+def test_carry_reset_and_replace_rows():
     a = Carry(torch.zeros(3, 2, 4), torch.zeros(3, 2, 4))
     b = Carry(torch.ones(3, 2, 4), 2 * torch.ones(3, 2, 4))
     c = a.reset_rows(torch.tensor([True, False, True]), b)
     assert c.z_h[:, 0, 0].tolist() == [1, 0, 1] and c.z_l[:, 0, 0].tolist() == [2, 0, 2]
+    d = a.replace_rows(torch.tensor([2, 0]), Carry(torch.tensor([5.0, 6.0]).view(2, 1, 1).expand(2, 2, 4),
+                                                   torch.ones(2, 2, 4)))
+    assert d.z_h[:, 0, 0].tolist() == [6, 0, 5] and d.z_l[:, 0, 0].tolist() == [1, 0, 1]
+    assert a.z_h.sum() == 0  # out of place
 
 
 def test_registries_reject_unknown_names_with_hint():
-    with pytest.raises(ConfigError, match=r"recursion.latent_init must name a latent initialiser \(fixed\), but got 'fixd'.*did you mean 'fixed'"):
+    with pytest.raises(ConfigError, match=r"recursion.latent_init must name a latent initialiser \(fixed, fresh, normal, svd_aligned\), but got 'fixd'.*did you mean 'fixed'"):
         tiny(**{"recursion.latent_init": "fixd"})
-    with pytest.raises(ConfigError, match="did you mean 'plain'"):
-        tiny(**{"recursion.update": "plan"})
-    assert "fixed" in LATENT_INITS and "plain" in RECURSION_UPDATES
+    assert "fixed" in LATENT_INITS
 
 
 def test_flops_count_is_analytic():

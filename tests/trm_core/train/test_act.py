@@ -18,7 +18,7 @@ class CountingStream:
         self.next += n
         x = torch.ones(n, 16, dtype=torch.long)
         x[:, 0] = ids
-        return x, x.clone()
+        return x, x.clone(), torch.zeros(n, dtype=torch.long)
 
 
 def test_exploration_minimum_bounds():
@@ -34,11 +34,11 @@ def test_exploration_minimum_bounds():
 def test_refill_keeps_batch_full_and_resets_halted_rows():
     cfg = load_config("sudoku4_tiny")
     model = build_model(cfg)
-    batch = ActBatch.empty(model, 6, torch.device("cpu"))
+    batch = ActBatch.empty(model, 6, 1, torch.device("cpu"))
     stream, g = CountingStream(), torch.Generator().manual_seed(0)
     assert batch.refill(model, stream, g) == 6
     assert batch.inputs[:, 0].tolist() == [1, 2, 3, 4, 5, 6] and not batch.halted.any()
-    batch.carry.z_h += 1.0  # pretend the rows made progress
+    batch.carry.z_h.add_(1.0)  # pretend the rows made progress
     batch.advance(torch.tensor([1.0, -1, -1, 2.0, -1, -1]), 4, 0.0, g)
     assert batch.halted.tolist() == [True, False, False, True, False, False]
     assert batch.refill(model, stream, g) == 2
@@ -52,7 +52,7 @@ def test_halting_rules():
     cfg = load_config("sudoku4_tiny")
     model = build_model(cfg)
     g = torch.Generator().manual_seed(0)
-    batch = ActBatch.empty(model, 3, torch.device("cpu"))
+    batch = ActBatch.empty(model, 3, 1, torch.device("cpu"))
     batch.refill(model, CountingStream(), g)
     q = torch.tensor([1.0, 1.0, -1.0])
     batch.advance(q, 3, 0.0, g)
@@ -70,7 +70,7 @@ def test_exploration_is_redrawn_every_step():
     cfg = load_config("sudoku4_tiny")
     model = build_model(cfg)
     g = torch.Generator().manual_seed(0)
-    batch = ActBatch.empty(model, 2000, torch.device("cpu"))
+    batch = ActBatch.empty(model, 2000, 1, torch.device("cpu"))
     batch.refill(model, CountingStream(), g)
     q = torch.ones(2000)
     batch.advance(q, 16, 1.0, g)
@@ -81,3 +81,36 @@ def test_exploration_is_redrawn_every_step():
     for _ in range(14):
         batch.advance(q, 16, 1.0, g)
     assert batch.halted.all()
+
+
+def test_refill_with_chains_draws_latents_for_refilled_rows_only():
+    cfg = load_config("sudoku4_tiny", ["recursion.chains=2", "recursion.latent_init=fresh"])
+    model = build_model(cfg)
+    batch = ActBatch.empty(model, 3, 2, torch.device("cpu"))
+    stream, g = CountingStream(), torch.Generator().manual_seed(0)
+    batch.refill(model, stream, g)
+    assert batch.carry.z_l.shape[0] == 6 and batch.rows_of(torch.tensor([1, 2])).tolist() == [2, 3, 4, 5]
+    before = batch.carry.z_l.clone()
+    batch.advance(torch.tensor([1.0, -1.0, -1.0]), 4, 0.0, g)
+    state = g.get_state()
+    batch.refill(model, stream, g)
+    # exactly one puzzle's two chains were drawn: the generator moved by 2 fresh vectors, not 6
+    probe = torch.Generator()
+    probe.set_state(state)
+    model.init_carry(1, 2, probe)
+    assert torch.equal(probe.get_state(), g.get_state())
+    assert not torch.equal(batch.carry.z_l[0], before[0]) and torch.equal(batch.carry.z_l[2:], before[2:])
+    inputs, ids = batch.row_inputs()
+    assert inputs.shape == (6, 16) and torch.equal(inputs[0], inputs[1]) and ids.shape == (6,)
+
+
+def test_carry_policies_apply_per_puzzle():
+    cfg = load_config("sudoku4_tiny", ["recursion.chains=2", "recursion.carry_h=copy", "recursion.carry_l=all"])
+    model = build_model(cfg)
+    batch = ActBatch.empty(model, 2, 2, torch.device("cpu"))
+    batch.refill(model, CountingStream(), None)
+    z = torch.arange(4, dtype=torch.float32).view(4, 1, 1).expand(4, model.seq_len, model.width)
+    from trm_core.model.latents import Carry
+
+    out = batch.apply_carry_policies(Carry(z, z + 10), torch.tensor([1, 0]), model, cfg.recursion, None)
+    assert out.z_h[:, 0, 0].tolist() == [1, 1, 2, 2] and out.z_l[:, 0, 0].tolist() == [10, 11, 12, 13]

@@ -43,7 +43,7 @@ def test_train_writes_run_files(trained):
 def test_eval_and_resume_from_a_checkpoint(trained, tmp_path):
     out, _ = trained
     ckpt = out / "checkpoints" / "step_00000004"
-    result = run("eval", str(ckpt), "--set", "train.eval_max_puzzles=8")
+    result = run("eval", str(ckpt), "--limit", "8")
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout.strip().splitlines()[-1])
     assert metrics["step"] == 4 and metrics["eval/n_puzzles"] == 8 and 0 <= metrics["eval/cell_acc"] <= 1
@@ -76,6 +76,19 @@ def test_bad_flag_is_one_line_exit_2_in_a_real_process():
     (["train", "nope_preset", "--out", "x"], "neither a preset"),
     (["train", "sudoku4_tiny", "--out", "x", "--device", "tpu"], "device must be auto, cpu"),
     (["eval", "/nonexistent/ckpt"], "not found"),
+    (["train", "sudoku4_tiny", "--out", "x", "--set", "recursion.chains=0"], "recursion.chains > 0 must hold"),
+    (["train", "sudoku4_tiny", "--out", "x", "--set", "recursion.carry_h=best"],
+     "recursion.carry_h must be one of copy, all, top1, but got 'best'"),
+    (["train", "sudoku4_tiny", "--out", "x", "--set", "recursion.init_sigma_l=-1"], "recursion.init_sigma_l >= 0 must hold"),
+    (["train", "sudoku4_tiny", "--out", "x", "--set", "recursion.damping=1"], "0 <= recursion.damping < 1 must hold"),
+    (["train", "sudoku4_tiny", "--out", "x", "--set", "recursion.eval_noise_beta=-2"], "recursion.eval_noise_beta must be -1"),
+    (["train", "sudoku4_tiny", "--out", "x", "--set", "recursion.cgar_stages=2x1"], "recursion.cgar_stages must be like"),
+    (["train", "sudoku4_tiny", "--out", "x", "--set", "recursion.cgar_stages=0.2:2x1"], "must start at progress 0"),
+    (["train", "sudoku4_tiny", "--out", "x", "--set", "model.swiglu=bounded"], "model.swiglu must be one of standard, sic"),
+    (["train", "sudoku4_tiny", "--out", "x", "--set", "loss.chain_loss=max"], "loss.chain_loss must be one of wta, mean"),
+    (["train", "sudoku4_tiny", "--out", "x", "--set", "optim.name=muon_adam"], "did you mean 'muon_adamw'"),
+    (["train", "sudoku4_tiny", "--out", "x", "--set", "data.hint_fraction=0.5"], "needs data.hint_k >= 1"),
+    (["eval", "/nonexistent/ckpt", "--limit", "-1"], "--limit must be >= 0"),
     (["bench", "train", "--preset", "sudoku4_tiny", "--variants", "fast"], "--variants must be from"),
 ])
 def test_bad_input_is_one_line_exit_2(args, message, capsys):

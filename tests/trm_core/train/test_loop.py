@@ -9,8 +9,9 @@ import torch
 from trm_core.config import load_config
 from trm_core.errors import UserError
 from trm_core.model import build_model
-from trm_core.train.evaluate import evaluate
-from trm_core.train.loop import build_session, load_data, train, train_step
+from trm_core.train.evaluate import EvalSet, evaluate
+from trm_core.train.loop import train, train_step
+from trm_core.train.session import build_session, load_data
 from trm_core.train.loss import supervision_loss
 from trm_core.train.optim import OPTIMIZERS
 from trm_core.train.schedules import Depth
@@ -50,7 +51,8 @@ def test_loss_falls_on_a_fixed_batch():
     y = (x + torch.arange(16)) % 4 + 2  # a function of token and position: learnable
     losses = []
     for _ in range(30):
-        _, logits, q = model(model.init_carry(8), x, 2, 2)
+        out = model(model.init_carry(8), x, 2, 2)
+        logits, q = out.logits, out.q_halt
         out = supervision_loss(logits, q, y, torch.ones(8, dtype=torch.long), 3, cfg.loss)
         opt.zero_grad()
         out.loss.backward()
@@ -61,7 +63,7 @@ def test_loss_falls_on_a_fixed_batch():
 
 
 def test_resume_gives_the_same_trajectory(tmp_path):
-    extra = ["train.eval_interval=3", "optim.ema_decay=0.9", "optim.name=adam_atan2"]
+    extra = ["train.eval_interval=3", "optim.ema_decay=0.9", "optim.name=adam_atan2", "train.checkpoint_carry=full"]
     straight = tiny_cfg(*extra)
     train(straight, out_dir=tmp_path / "a")
     first = tiny_cfg(*extra, "train.steps=3")
@@ -105,8 +107,8 @@ def test_eval_metrics_on_a_tiny_model():
     model.lm_head.bias = torch.nn.Parameter(torch.tensor([0, 0, 10.0, 0, 0, 0]))
     labels = torch.full((4, 16), 2)
     labels[0, :4] = 3  # row 0 gets 12 of 16 cells right; rows 1-3 are all right
-    m = evaluate(model, torch.ones(4, 16, dtype=torch.long).numpy(), labels.numpy(), Depth(1, 1, 3), 3,
-                 torch.device("cpu"))
+    data = EvalSet(torch.ones(4, 16, dtype=torch.long).numpy(), labels.numpy(), torch.zeros(4, dtype=torch.long).numpy())
+    m = evaluate(model, data, Depth(1, 1, 3), 3, torch.device("cpu"))
     assert m["eval/exact_acc"] == pytest.approx(0.75)
     assert m["eval/cell_acc"] == pytest.approx((12 / 16 + 3) / 4)
     assert m["eval/avg_steps"] == 1.0 and m["eval/halted_exact_acc"] == pytest.approx(0.75)
@@ -117,8 +119,8 @@ def test_eval_metrics_on_a_tiny_model():
 
 def test_carry_persists_across_supervision_steps():
     cfg = tiny_cfg()
-    dataset, stream, _, _ = load_data(cfg)
-    s = build_session(cfg, torch.device("cpu"), dataset, stream)
+    data = load_data(cfg)
+    s = build_session(cfg, torch.device("cpu"), data.dataset, data.stream)
     fresh = s.model.init_carry(cfg.train.batch_size)
     train_step(s, contextlib.nullcontext)
     # q_halt starts at -5, so no row halts after one of its 3 steps: every row keeps its latents
@@ -129,8 +131,15 @@ def test_carry_persists_across_supervision_steps():
     assert torch.equal(s.batch.inputs, inputs) and s.batch.steps.tolist() == [2] * cfg.train.batch_size
 
 
-def test_eval_split_is_chosen_by_config():
-    dataset, _, inputs, labels = load_data(tiny_cfg("data.eval_split=train", "train.eval_max_puzzles=5"))
-    assert (inputs == dataset.inputs("train")[:5]).all() and (labels == dataset.labels("train")[:5]).all()
+def test_eval_split_and_seeded_subset_are_chosen_by_config():
+    data = load_data(tiny_cfg("data.eval_split=train", "train.eval_max_puzzles=5"))
+    train_inputs = [r.tobytes() for r in data.dataset.inputs("train")]
+    assert len(data.eval_set) == 5 and all(r.tobytes() in train_inputs for r in data.eval_set.inputs)
+    assert len(data.final_set) == 200  # the whole split once at the end
+    again = load_data(tiny_cfg("data.eval_split=train", "train.eval_max_puzzles=5", "seed=7"))
+    assert (again.eval_set.inputs == data.eval_set.inputs).all()  # the subset follows data.data_seed, not the run seed
+    other = load_data(tiny_cfg("data.eval_split=train", "train.eval_max_puzzles=5", "data.data_seed=1"))
+    assert len(other.eval_set) == 5
+    assert load_data(tiny_cfg("train.eval_max_puzzles=5", "train.final_eval=false")).final_set is None
     with pytest.raises(UserError, match="no split 'lite'; splits are"):
         load_data(tiny_cfg("data.eval_split=lite"))

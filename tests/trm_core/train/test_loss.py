@@ -47,4 +47,51 @@ def test_supervision_loss_halt_target_is_exact_correctness():
 
 
 def test_uniform_weighting():
-    assert STEP_WEIGHTINGS.get("uniform")(torch.tensor([1, 5]), 16).tolist() == [1.0, 1.0]
+    assert STEP_WEIGHTINGS.get("uniform")(torch.tensor([1, 5]), 16, LossConfig()).tolist() == [1.0, 1.0]
+
+
+def test_cgar_paper_weighting_is_normalised_geometric():
+    cfg = LossConfig(step_weight_lambda=0.7)
+    w = STEP_WEIGHTINGS.get("cgar_paper")(torch.arange(1, 17), 16, cfg)
+    z = sum(0.7 ** t for t in range(16))
+    assert torch.allclose(w, torch.tensor([0.7 ** (t - 1) / z * 16 for t in range(1, 17)]))
+    assert w.mean().item() == pytest.approx(1.0)  # TRM's loss scale over a uniform mix of steps
+    assert (w[1:] < w[:-1]).all()  # early steps weigh more
+
+
+def test_cgar_code_weighting_is_one_batch_scalar():
+    w = STEP_WEIGHTINGS.get("cgar_code")(torch.tensor([1, 3, 5]), 16, LossConfig(step_weight_lambda=0.7))
+    assert torch.allclose(w, torch.full((3,), 0.7 ** 3.0))
+
+
+def wta_case():
+    """2 puzzles x 3 chains; chain CEs chosen by hand via the logits."""
+    labels = torch.tensor([[2, 3], [2, 3]])
+    good = torch.tensor([[-5.0, -5, 5, -5], [-5, -5, -5, 5]])  # both cells right, confident
+    meh = torch.tensor([[0.0, 0, 1, 0], [0, 0, 0, 1]])  # right but unsure
+    bad = torch.tensor([[0.0, 0, 0, 2], [0, 0, 2, 0]])  # wrong
+    logits = torch.stack([meh, good, bad, bad, meh, meh]).requires_grad_(True)  # puzzle 1: chains 1 and 2 tie
+    return logits, labels
+
+
+def test_wta_trains_the_lowest_ce_chain_with_ties_to_the_lowest_index():
+    logits, labels = wta_case()
+    q = torch.zeros(6, requires_grad=True)
+    out = supervision_loss(logits, q, labels, torch.tensor([1, 1]), 4, LossConfig(kind="softmax", chain_loss="wta"))
+    assert out.winner.tolist() == [1, 1]
+    assert out.exact.tolist() == [True, True]
+    out.loss.backward()
+    trained = [1, 4]
+    for r in range(6):
+        assert (logits.grad[r].abs().sum() > 0) == (r in trained)
+        assert (q.grad[r] != 0) == (r in trained)
+    ce = out.rows.ce
+    assert out.lm_loss == pytest.approx(((ce[1] + ce[4]) / 2).item())
+
+
+def test_mean_chain_loss_trains_every_chain():
+    logits, labels = wta_case()
+    out = supervision_loss(logits, torch.zeros(6), labels, torch.tensor([1, 1]), 4, LossConfig(kind="softmax", chain_loss="mean"))
+    out.loss.backward()
+    assert (logits.grad.flatten(1).abs().sum(1) > 0).all()
+    assert out.lm_loss == pytest.approx(out.rows.ce.mean().item())

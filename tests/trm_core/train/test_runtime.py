@@ -45,3 +45,28 @@ def test_public_train_is_the_loop():
     from trm_core.train import train
 
     assert train is loop.train
+
+
+def test_precision_modes():
+    from trm_core.train.runtime import forward_dtype
+
+    cpu = torch.device("cpu")
+    assert autocast_factory(cpu, "bfloat16", "reference") is contextlib.nullcontext
+    assert forward_dtype(cpu, "bfloat16", "reference") == torch.bfloat16
+    assert forward_dtype(cpu, "bfloat16", "amp") == torch.float32
+    assert forward_dtype(cpu, "auto", "reference") == torch.float32  # auto is fp32 off CUDA
+
+
+def test_reference_precision_trains_on_cpu_bf16(tmp_path):
+    from trm_core.config import load_config
+    from trm_core.train import train
+
+    cfg = load_config("sudoku4_tiny", ["data.n_train=100", "data.n_test=16", "model.hidden_size=32", "train.batch_size=8",
+                                       "train.steps=3", "train.eval_interval=3", "train.dtype=bfloat16",
+                                       "train.precision=reference", "train.cpu_threads=1", "device=cpu",
+                                       "train.checkpoint_carry=full"])
+    final = train(cfg, out_dir=tmp_path)
+    assert torch.isfinite(torch.tensor(final["train/loss"]))
+    ckpt = torch.load(tmp_path / "checkpoints" / "step_00000003" / "checkpoint.pt", weights_only=True)
+    assert ckpt["batch"]["z_h"].dtype == torch.bfloat16  # the carry is kept in bf16, as TRM keeps it
+    assert ckpt["model"]["lm_head.weight"].dtype == torch.float32  # fp32 weights, cast at use

@@ -1,0 +1,419 @@
+"""`python -m sweeper report NAME`: seed statistics, costs, plots and exports of one sweep (all of its
+phases). Comparisons of two sweeps or two configurations: sweeper/compare.py.
+
+Only final trials (report_data: trained to the end, finite metric) enter the statistics; every other
+trial is listed and counted. Statistics: sweeper/stats.py (sample std, ddof = 1; seeded bootstrap).
+Metric keys with three or more parts (`eval/halt_first/exact_acc`, `eval_tts/<rule>/exact_acc`,
+`train/win_rate/0`) are grouped by pattern: one table per namespace, a row per middle part and a
+column per last part. Exports and their schema: docs/REPORTS.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from trm_core.errors import UserError, write_text_atomic
+
+from sweeper import report_data as rd
+from sweeper import report_plots as plots
+from sweeper import stats
+from sweeper.report_render import NA, Heading, Image, Para, Table, ci, fmt, pm, to_html, to_markdown
+from sweeper.results import _to_parquet
+
+FAMILY = re.compile(r"(?P<ns>[^/]+)/(?P<row>.+)/(?P<col>[^/]+)")  # ns/row/col: eval_tts/<rule>/exact_acc
+COST = [("wall_s", "wall s"), ("device_s", "{device} s"), ("step", "steps"),
+        (rd.SPEED_KEY, "puzzle-steps/s"), (rd.ACT_STEPS_KEY, "avg ACT steps (eval)"), (rd.NFE_KEY, "avg NFE (eval)")]
+FORMATS = ("md", "html")
+STATS_NOTE = ("Statistics over seeds: mean, sample standard deviation (ddof = 1; n/a with one seed), 95% percentile"
+              " bootstrap interval of the mean ({resamples:,} resamples, seed {seed}), min, max. Only trials trained to"
+              " the end with a finite value count; with 2-5 seeds the interval cannot reach past the observed"
+              " min and max, so read it as a description of the seeds, not a guarantee.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+
+
+def final_trials(sweep: rd.Sweep) -> tuple[pd.DataFrame, int]:
+    """Final trials, one per (configuration, seed): a later phase's trial replaces an earlier one."""
+    final = sweep.trials[sweep.trials["outcome"] == rd.FINAL]
+    deduped = final.drop_duplicates(["group", "seed"], keep="last")
+    return deduped, len(final) - len(deduped)
+
+
+def group_params(sweep: rd.Sweep) -> dict[str, dict[str, Any]]:
+    """group -> {param: value} (parameters the configuration did not sample are absent)."""
+    out: dict[str, dict[str, Any]] = {}
+    for _, row in sweep.trials.drop_duplicates("group").iterrows():
+        out[row["group"]] = {c[len(rd.PARAM):]: rd.plain(row[c]) for c in sweep.params if not rd.is_missing(rd.plain(row[c]))}
+    return out
+
+
+def group_table(sweep: rd.Sweep, final: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """One row per configuration with a final trial: the metric's statistics, seeds, cost means,
+    and how many of its trials are not counted; ranked best first (NaN last)."""
+    rows = []
+    for g, part in final.groupby("group", sort=False):
+        row = {"group": g, **stats.describe(part[sweep.metric], seed), "seeds": sorted(int(s) for s in part["seed"])}
+        for col, _ in COST:
+            row[col] = float(pd.to_numeric(part[col], errors="coerce").mean()) if col in part else np.nan
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=["group", "n", "mean", "std", "ci_low", "ci_high", "min", "max", "seeds"]
+                         + [c for c, _ in COST])
+    other = sweep.trials[sweep.trials["outcome"] != rd.FINAL].groupby("group").size()
+    table["not_counted"] = [int(other.get(g, 0)) for g in table["group"]]
+    table = table.sort_values(["mean", "n"], ascending=[sweep.mode == "min", False], na_position="last")
+    return table.set_index("group")
+
+
+def summary_long(sweep: rd.Sweep, final: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Every (configuration, metric): n, mean, std, ci_low, ci_high, min, max; the export summary.*."""
+    rows = []
+    metrics = [m for m in sweep.metric_columns() if m != "model/n_params"] + ["wall_s", "device_s"]
+    for g, part in final.groupby("group", sort=False):
+        for m in metrics:
+            values = pd.to_numeric(part[m], errors="coerce").dropna()
+            if len(values):
+                rows.append({"group": g, "metric": m, **stats.describe(values, seed)})
+    return pd.DataFrame(rows, columns=["group", "metric", "n", "mean", "std", "ci_low", "ci_high", "min", "max"])
+
+
+def families(columns: list[str]) -> dict[str, list[tuple[str, str, str]]]:
+    """Keys of three or more parts by namespace: {ns: [(key, row, col), ...]} in column order."""
+    out: dict[str, list[tuple[str, str, str]]] = {}
+    for key in columns:
+        m = FAMILY.fullmatch(key)
+        if m:
+            out.setdefault(m["ns"], []).append((key, m["row"], m["col"]))
+    return out
+
+
+def eval_metrics(columns: list[str], main: str) -> list[str]:
+    """Two-part keys of held-out evaluations (eval/..., eval_tts/..., final/... on the whole split),
+    the main metric excluded."""
+    return [c for c in columns if c != main and c.count("/") == 1
+            and (c.startswith("eval") or c.startswith("final/"))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Blocks
+
+
+def varying(params: dict[str, dict[str, Any]], groups: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """Parameters that differ among `groups` (shown as columns) and those that do not (one line)."""
+    keys = sorted({k for g in groups for k in params.get(g, {})})
+    vary, const = [], {}
+    for k in keys:
+        values = {repr(params.get(g, {}).get(k, None)) for g in groups}
+        if len(values) > 1:
+            vary.append(k)
+        else:
+            const[k] = params[groups[0]].get(k)
+    return vary, const
+
+
+def status_line(sweep: rd.Sweep) -> str:
+    counts = sweep.trials["outcome"].value_counts()
+    parts = [f"{int(counts.get(o, 0))} {o.replace('_', ' ')}" for o in
+             (rd.FINAL, rd.STOPPED, rd.ERROR, rd.DIVERGED, rd.NAN_METRIC, rd.UNFINISHED) if counts.get(o, 0)]
+    by_phase = ", ".join(f"{p} {int((sweep.trials['phase'] == p).sum())}" for p in sweep.phases
+                         if (sweep.trials.get("phase", pd.Series(dtype=str)) == p).any())
+    return (f"{len(sweep.trials)} trials ({by_phase or 'none yet'}): {', '.join(parts) or 'none'}."
+            f" Metric `{sweep.metric}` ({sweep.mode}).")
+
+
+def state_lines(sweep: rd.Sweep) -> list[str]:
+    """Say when the numbers are not the whole sweep: still running, or interrupted (search or a replicate phase)."""
+    if sweep.running:
+        return ["Still running: this report covers the trials finished so far; make it again when the sweep ends."]
+    lines = []
+    if sweep.record.get("status") == "interrupted":
+        lines.append(f"Interrupted: this report covers the trials finished so far; `python -m sweeper resume {sweep.name}`"
+                     " finishes the sweep.")
+    for phase, d in rd.phase_dirs(sweep.dir)[1:]:
+        rec = rd.read_phase(d) or {}
+        if rec.get("status") not in (None, "finished"):
+            lines.append(f"{phase} is {rec['status']}: `python -m sweeper replicate {sweep.name} --top {rec.get('top')}"
+                         f" --seeds {','.join(map(str, rec.get('seeds', [])))}` finishes it.")
+    return lines
+
+
+def main_blocks(sweep: rd.Sweep, table: pd.DataFrame, params: dict, dupes: int) -> list:
+    blocks: list = [Heading(2, f"{sweep.metric} by configuration")]
+    groups = list(table.index)
+    if not groups:
+        return blocks + [Para("No configuration has a trial trained to the end yet: nothing to summarise.")]
+    vary, const = varying(params, groups)
+    if const:
+        blocks.append(Para("Same in every configuration shown: " + ", ".join(f"`{k}` = {fmt(v)}" for k, v in const.items())))
+    header = ["#", "config", *vary, "n", "mean", "std", "95% CI", "min", "max", "seeds", "not counted"]
+    rows = []
+    for rank, (g, r) in enumerate(table.iterrows(), 1):
+        p = params.get(g, {})
+        rows.append([str(rank), g, *[fmt(p[k]) if k in p else "–" for k in vary], str(r["n"]), fmt(r["mean"]),
+                     fmt(r["std"]), ci(r["ci_low"], r["ci_high"]), fmt(r["min"]), fmt(r["max"]),
+                     ",".join(map(str, r["seeds"])), str(r["not_counted"]) if r["not_counted"] else ""])
+    blocks.append(Table(header, rows))
+    if vary and any(any(k not in params.get(g, {}) for k in vary) for g in groups):
+        blocks.append(Para("–: a conditional parameter the configuration did not sample (its base value applies)."))
+    if dupes:
+        blocks.append(Para(f"{dupes} (configuration, seed) pair(s) were trained to the end in two phases;"
+                           " the later phase's trial is the one counted."))
+    return blocks
+
+
+def cost_blocks(sweep: rd.Sweep, table: pd.DataFrame) -> list:
+    cols = [(c, label.format(device=sweep.device)) for c, label in COST if table[c].notna().any()]
+    if table.empty or not cols:
+        return []
+    cpu, gpu = sweep.resources()
+    reserved = f"{gpu:g} GPU" if gpu > 0 else f"{cpu:g} CPU{'s' * (cpu != 1)}"
+    t = sweep.trials
+    rows = [[g, *[fmt(r[c]) for c, _ in cols]] for g, r in table.iterrows()]
+    total = pd.to_numeric(t["device_s"], errors="coerce").sum()
+    return [Heading(2, "Cost (mean per final trial)"),
+            Para(f"wall s: trial end minus start; {sweep.device} s: wall s x {reserved} reserved per trial"
+                 f" (all trials of the sweep: {fmt(total)} {sweep.device} s); puzzle-steps/s: the trainer's last"
+                 " log window; ACT steps / NFE: per held-out puzzle."),
+            Table(["config", *[label for _, label in cols]], rows)]
+
+
+def metric_blocks(sweep: rd.Sweep, final: pd.DataFrame, groups: list[str], seed: int) -> list:
+    """Other final eval metrics, then per family of per-rule keys (NS/ROW/COLUMN) the full statistics
+    of the column the report's metric names (e.g. every rule's exact_acc) and mean ± std (n) of all."""
+    cols = [c for c in sweep.metric_columns() if final[c].notna().any()] if not final.empty else []
+    blocks: list = []
+    others = eval_metrics(cols, sweep.metric)
+    if others and groups:
+        rows = []
+        for g in groups:
+            part = final[final["group"] == g]
+            rows.append([g, *[_pm_of(part[m], seed) for m in others]])
+        blocks += [Heading(2, "Final evaluation metrics (mean ± std (n))"), Table(["config", *others], rows)]
+    leaf = sweep.metric.rsplit("/", 1)[-1]
+    for ns, keys in families(cols).items():
+        col_names = list(dict.fromkeys(col for _, _, col in keys))
+        row_names = list(dict.fromkeys(row for _, row, _ in keys))
+        lookup = {(row, col): key for key, row, col in keys}
+        full, compact = [], []
+        for g in groups:
+            part = final[final["group"] == g]
+            for r in row_names:
+                cells = [_pm_of(part[lookup[(r, c)]], seed) if (r, c) in lookup else NA for c in col_names]
+                if any(cell != NA for cell in cells):  # configurations without these keys get no row
+                    compact.append([g, r, *cells])
+                if (r, leaf) in lookup and part[lookup[(r, leaf)]].notna().any():
+                    d = stats.describe(pd.to_numeric(part[lookup[(r, leaf)]], errors="coerce").dropna(), seed)
+                    full.append([g, r, str(d["n"]), fmt(d["mean"]), fmt(d["std"]), ci(d["ci_low"], d["ci_high"]),
+                                 fmt(d["min"]), fmt(d["max"])])
+        blocks.append(Heading(2, f"`{ns}/<row>/<column>` metrics"))
+        if full:
+            blocks += [Para(f"`{ns}/<row>/{leaf}`, per configuration and row:"),
+                       Table(["config", "row", "n", "mean", "std", "95% CI", "min", "max"], full)]
+        blocks += [Para("All columns, mean ± std (n):"), Table(["config", "row", *col_names], compact)]
+    return blocks
+
+
+def _pm_of(values: pd.Series, seed: int) -> str:
+    d = stats.describe(pd.to_numeric(values, errors="coerce").dropna(), seed)
+    return pm(d["mean"], d["std"], d["n"]) if d["n"] else NA
+
+
+def not_counted_blocks(sweep: rd.Sweep) -> list:
+    t = sweep.trials
+    blocks: list = []
+    stopped = t[t["outcome"] == rd.STOPPED]
+    if len(stopped):
+        rows = [[r["group"], fmt(r["seed"]), r["phase"], f"{fmt(r['step'])}/{fmt(r.get('steps_target'))}",
+                 fmt(r[sweep.metric])] for _, r in stopped.iterrows()]
+        blocks += [Heading(3, f"Stopped early ({len(stopped)}): not final values, not in the statistics"),
+                   Para("Ended before train.steps (ASHA, a time budget, or an interrupted sweep); the value is the one"
+                        " at the step shown."),
+                   Table(["config", "seed", "phase", "step", sweep.metric], rows)]
+    failed = t[t["outcome"].isin([rd.ERROR, rd.DIVERGED, rd.NAN_METRIC])]
+    if len(failed):
+        rows = [[r["group"], fmt(r["seed"]), r["phase"], r["outcome"].replace("_", " "), fmt(r[sweep.metric]),
+                 "" if rd.is_missing(r["error"]) else str(r["error"])[:160]] for _, r in failed.iterrows()]
+        blocks += [Heading(3, f"Errored, diverged or without a value ({len(failed)}): excluded"),
+                   Table(["config", "seed", "phase", "outcome", sweep.metric, "error"], rows)]
+    unfinished = t[t["outcome"] == rd.UNFINISHED]
+    if len(unfinished):
+        said = unfinished["status"].replace({"done": "ended before its first report"})
+        states = ", ".join(f"{n} {s}" for s, n in said.value_counts().items())
+        blocks.append(Para(f"Not finished ({len(unfinished)}: {states}): not in this report's statistics."))
+    return ([Heading(2, "Trials not counted")] + blocks) if blocks else []
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def write_table(df: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+    """stem.csv and stem.parquet, each written to a temp file and renamed."""
+    paths = []
+    for suffix, write in ((".csv", lambda p: df.to_csv(p, index=False)), (".parquet", lambda p: _to_parquet(df, p))):
+        path = out / f"{stem}{suffix}"
+        tmp = out / f".{path.name}.tmp{os.getpid()}"
+        write(tmp)
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths
+
+
+def export_trials(sweep: rd.Sweep) -> pd.DataFrame:
+    lead = ["phase", "trial_id", "group", "seed", "status", "outcome", "step", sweep.metric]
+    df = sweep.trials.drop(columns=["trial_dir"], errors="ignore")
+    return df[[c for c in lead if c in df] + [c for c in df.columns if c not in lead]]
+
+
+def write_documents(blocks: list, out: Path, title: str, formats: list[str]) -> dict[str, Path]:
+    written = {}
+    if "md" in formats:
+        written["md"] = out / "report.md"
+        write_text_atomic(written["md"], to_markdown(blocks, out))
+    if "html" in formats:
+        written["html"] = out / "report.html"
+        write_text_atomic(written["html"], to_html(blocks, title))
+    return written
+
+
+def attach_to_aim(record: dict[str, Any], name: str, markdown: str, images: dict[str, Path],
+                  summary: dict[str, Any], state_file: Path) -> tuple[str | None, str]:
+    """The report's table and plots on the sweep's Aim experiment (sweeper/aim_log.py does the
+    writing); returns the run's hash (None when the repo is gone) and a line saying where."""
+    from sweeper import aim_log
+
+    repo = record.get("aim_repo")
+    spec = record.get("spec") or {}
+    experiment = (spec.get("aim") or {}).get("experiment") or spec.get("name") or record.get("name")
+    if not repo or not Path(repo).is_dir():
+        return None, f"Aim: repo {repo or '(none recorded)'} not found; report not attached"
+    run_hash = aim_log.attach_report(repo, experiment, name, markdown, images, summary, state_file)
+    return run_hash, f"Aim: run {run_hash} ('{name}', tag report) in experiment {experiment} of {repo}"
+
+
+def json_safe(v: Any) -> Any:
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return rd.plain(v)
+
+
+def make_report(sweep: rd.Sweep, out_dir: Path, formats: list[str], *, seed: int = 0, aim: bool = True) -> dict[str, Any]:
+    """Compute, plot, write and attach the report of one sweep; returns what it wrote."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final, dupes = final_trials(sweep)
+    table = group_table(sweep, final, seed)
+    params = group_params(sweep)
+    groups = list(table.index)
+    steps = rd.load_steps(sweep)
+    images = make_plots(sweep, final, table, steps, out_dir / "plots")
+    blocks: list = [Heading(1, f"Sweep report: {sweep.name}")]
+    blocks += [Para(line) for line in state_lines(sweep)]
+    blocks += [Para(f"`{sweep.dir}` (status {sweep.record.get('status', 'unknown')}). {status_line(sweep)}"),
+               Para(STATS_NOTE.format(resamples=stats.N_RESAMPLES, seed=seed))]
+    blocks += main_blocks(sweep, table, params, dupes)
+    blocks += cost_blocks(sweep, table)
+    blocks += metric_blocks(sweep, final, groups, seed)
+    blocks += not_counted_blocks(sweep)
+    if images:
+        blocks.append(Heading(2, "Plots"))
+        blocks += [Image(path, alt) for alt, path in images.values()]
+    exports = (write_table(export_trials(sweep), out_dir, "trials") + write_table(steps, out_dir, "steps")
+               + write_table(summary_long(sweep, final, seed), out_dir, "summary"))
+    blocks += [Heading(2, "Files"), Para("Trial-level `trials.csv/.parquet`, step-level `steps.csv/.parquet`,"
+                                         " per configuration and metric `summary.csv/.parquet`; schema: docs/REPORTS.md.")]
+    docs = write_documents(blocks, out_dir, f"Sweep report: {sweep.name}", formats)
+    markdown = to_markdown(blocks, out_dir)
+    head = {"sweep": sweep.name, "metric": sweep.metric, "mode": sweep.mode, "running": sweep.running,
+            "configs": [{"config_id": g, **{k: json_safe(table.loc[g, k]) for k in ("n", "mean", "std", "ci_low", "ci_high")}}
+                        for g in groups[:20]]}
+    aim_hash, aim_line = attach_to_aim(sweep.record, f"{sweep.name}/report", markdown, {k: p for k, (_, p) in images.items()},
+                                       head, out_dir / "aim_run.json") if aim else (None, "")
+    return {"dir": out_dir, "docs": docs, "exports": exports, "images": images, "table": table,
+            "markdown": markdown, "aim_run": aim_hash, "aim_lines": [aim_line] if aim_line else [], "blocks": blocks}
+
+
+def make_plots(sweep: rd.Sweep, final: pd.DataFrame, table: pd.DataFrame, steps: pd.DataFrame,
+               plot_dir: Path, top: int = 12, curves_top: int = 5) -> dict[str, tuple[str, Path]]:
+    """key -> (caption, PNG path). Empty when no configuration has a final trial."""
+    groups = list(table.index)
+    if not groups:
+        return {}
+    shown = groups[:top]
+    more = f" (best {len(shown)} of {len(groups)})" if len(groups) > len(shown) else ""
+    values = {g: final.loc[final["group"] == g, sweep.metric].to_numpy(float) for g in shown}
+    st = sweep.trials[sweep.trials["outcome"] == rd.STOPPED]
+    stopped = {g: st.loc[st["group"] == g, sweep.metric].dropna().to_numpy(float) for g in shown}
+    images = {"per_seed": (f"{sweep.metric} per seed by configuration{more}",
+                           plots.per_seed(shown, values, stopped, table, sweep.metric, plot_dir / "per_seed.png",
+                                          f"{sweep.name}: {sweep.metric} per seed{more}"))}
+    final_steps = steps[steps["outcome"] == rd.FINAL] if not steps.empty else steps
+    curve = plots.curves(final_steps, groups[:curves_top], sweep.metric, plot_dir / "curves.png",
+                         f"{sweep.name}: learning curves, mean ± 1 std over seeds")
+    if curve:
+        images["curves"] = (f"learning curves of the best {min(curves_top, len(groups))} configurations", curve)
+    x = "device_s" if table["device_s"].notna().any() else "wall_s"
+    label = f"{sweep.device}-seconds per trial (mean)" if x == "device_s" else "wall seconds per trial (mean)"
+    cost = plots.cost(table, sweep.metric, x, label, plot_dir / "cost.png", f"{sweep.name}: {sweep.metric} vs cost")
+    if cost:
+        images["cost"] = (f"{sweep.metric} against cost", cost)
+    return images
+
+
+def parse_formats(text: str) -> list[str]:
+    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
+    bad = [f for f in formats if f not in FORMATS]
+    if not formats or bad:
+        raise UserError(f"--format must be md, html or md,html, but got {text!r}")
+    return formats
+
+
+def report_command(args, out=None) -> int:
+    """`python -m sweeper report NAME` or `report A B` (sweeper/compare.py)."""
+    import sys
+
+    out = out or sys.stdout
+    formats = parse_formats(args.format)
+    if args.seed < 0:
+        raise UserError(f"--seed must be an integer >= 0, but got {args.seed}")
+    out_dir = Path(args.out).resolve() if args.out else None
+    if out_dir is not None:
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"--out {args.out}: must be a folder we can write, but {exc.strerror.lower()}") from None
+    if len(args.sweeps) > 2:
+        raise UserError(f"report takes one sweep, or two sides to compare, but got {len(args.sweeps)}: {' '.join(args.sweeps)}")
+    if len(args.sweeps) == 2:
+        from sweeper.compare import make_comparison
+
+        result = make_comparison(*args.sweeps, out_dir, formats, storage=args.storage, metric=args.metric,
+                                 seed=args.seed, aim=not args.no_aim)
+        print(result["markdown"].split("\n## Plots")[0].rstrip(), file=out)
+    else:
+        sweep = rd.load(args.sweeps[0], args.storage, args.metric)
+        result = make_report(sweep, out_dir or sweep.dir / "report", formats, seed=args.seed, aim=not args.no_aim)
+        print(to_markdown(result["blocks"][:_first_heading(result["blocks"], 2, 2)], result["dir"]).rstrip(), file=out)
+    for kind, path in result["docs"].items():
+        print(f"{kind}: {path}", file=out)
+    print(f"tables: {', '.join(p.name for p in result['exports'])} in {result['dir']}", file=out)
+    for line in result["aim_lines"]:
+        print(line, file=out)
+    return 0
+
+
+def _first_heading(blocks: list, level: int, nth: int) -> int:
+    """Index of the nth heading of `level` (the end of what the terminal shows), or len(blocks)."""
+    seen = 0
+    for i, b in enumerate(blocks):
+        if isinstance(b, Heading) and b.level == level:
+            seen += 1
+            if seen == nth:
+                return i
+    return len(blocks)

@@ -1,0 +1,149 @@
+"""A training session: everything that changes while training, how it is built, saved and restored.
+
+`load_data(cfg)` opens the dataset, the TrainStream and the held-out sets; `build_session` makes the
+model (in the forward dtype train.precision asks for), its EMA, the optimiser recipe, the empty ACT
+batch and the run's random streams (trm_core.rng); `checkpoint_payload` / `restore` round-trip it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from trm_core.config import TRMConfig, to_dict
+from trm_core.errors import UserError
+from trm_core.model.chains import CARRY_POLICIES
+from trm_core.model.latents import LATENT_INITS
+from trm_core.model.trm import TRM, build_model
+from trm_core.rng import Streams, derive_seed
+from trm_core.train import checkpoint as ckpt
+from trm_core.train.act import ActBatch
+from trm_core.train.evaluate import EvalSet
+from trm_core.train.loss import STEP_WEIGHTINGS
+from trm_core.train.optim import EMA, OPTIMIZERS, OptimizerList
+from trm_core.train.runtime import forward_dtype, seed_everything
+from trm_core.train.schedules import DEPTH_SCHEDULES
+
+
+def check_names(cfg: TRMConfig) -> None:
+    """Fail before any work when a registry name in the config is unknown."""
+    LATENT_INITS.get(cfg.recursion.latent_init)
+    CARRY_POLICIES.get(cfg.recursion.carry_h)
+    CARRY_POLICIES.get(cfg.recursion.carry_l)
+    DEPTH_SCHEDULES.get(cfg.recursion.depth_schedule)
+    STEP_WEIGHTINGS.get(cfg.loss.step_weighting)
+    OPTIMIZERS.get(cfg.optim.name)
+
+
+@dataclass
+class Data:
+    dataset: Any
+    stream: Any
+    """The TrainStream (the run's `data` stream)."""
+    eval_set: EvalSet
+    """What periodic evaluations use: a seeded subset of data.eval_split (train.eval_max_puzzles)."""
+    final_set: Optional[EvalSet]
+    """The whole split for the final evaluation, when eval_set is a subset of it and final_eval is on."""
+
+
+def load_data(cfg: TRMConfig) -> Data:
+    from trm_core.data.store import build_from_config, load_dataset
+    from trm_core.data.stream import TrainStream
+
+    d = cfg.data
+    dataset = load_dataset(build_from_config(d))
+    stream = TrainStream(dataset, seed=cfg.seed, augment=d.augment, sampling=d.sampling, hint_k=d.hint_k,
+                         hint_fraction=d.hint_fraction)
+    split = d.eval_split
+    full = EvalSet(np.array(dataset.inputs(split)), np.array(dataset.labels(split)),
+                   np.array(dataset.puzzle_ids(split)))
+    # the subset depends on the dataset's seed only, so every trial of a sweep scores the same puzzles
+    subset = full.subset(cfg.train.eval_max_puzzles, derive_seed(d.data_seed, "eval_subset"))
+    final = full if (subset is not full and cfg.train.final_eval) else None
+    return Data(dataset, stream, subset, final)
+
+
+@dataclass
+class Session:
+    """Everything that changes while training; a checkpoint saves and restores all of it."""
+
+    cfg: TRMConfig
+    device: torch.device
+    model: TRM
+    ema: Optional[EMA]
+    optimizer: OptimizerList
+    stream: Any
+    batch: ActBatch
+    streams: Streams
+    """The run's explore / init / noise generators (trm_core.rng)."""
+    step: int = 0
+    elapsed_s: float = 0.0
+    """Wall seconds of this run (over resumes) up to `clock_start`."""
+    clock_start: float = 0.0
+
+    def elapsed(self) -> float:
+        return self.elapsed_s + time.perf_counter() - self.clock_start
+
+    def sync_clock(self) -> float:
+        """Fold the time since clock_start into elapsed_s (before a checkpoint stores it)."""
+        self.elapsed_s, self.clock_start = self.elapsed(), time.perf_counter()
+        return self.elapsed_s
+
+    @property
+    def eval_model(self) -> TRM:
+        return self.ema.model if self.ema is not None else self.model
+
+
+def build_session(cfg: TRMConfig, device: torch.device, dataset, stream) -> Session:
+    seed_everything(cfg.seed)
+    meta = dataset.meta
+    model = build_model(cfg, meta["vocab_size"], meta["seq_len"], int(meta.get("n_puzzle_ids", 1))).to(device)
+    model.forward_dtype = forward_dtype(device, cfg.train.dtype, cfg.train.precision)
+    ema = EMA(model, cfg.optim.ema_decay, cfg.optim.ema_start_step) if cfg.optim.ema_decay > 0 else None
+    if cfg.train.compile:
+        model.compile_f()
+        if ema is not None:
+            ema.model.compile_f()
+    optimizer = OPTIMIZERS.get(cfg.optim.name)(model, cfg.optim)
+    batch = ActBatch.empty(model, cfg.train.batch_size, cfg.recursion.chains, device)
+    return Session(cfg, device, model, ema, optimizer, stream, batch, Streams.seeded(cfg.seed, device))
+
+
+def checkpoint_payload(s: Session) -> dict[str, Any]:
+    return {
+        "step": s.step, "elapsed_s": s.elapsed_s, "config": to_dict(s.cfg),
+        "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(),
+        "ema": s.ema.state_dict() if s.ema is not None else None,
+        "batch": s.batch.state_dict(s.cfg.train.checkpoint_carry), "stream": s.stream.state_dict(),
+        "rng": ckpt.rng_state(s.streams),
+    }
+
+
+def restore(s: Session, data: dict[str, Any], source: str) -> None:
+    """Load a checkpoint into a freshly built session; a mismatch is a one-line UserError.
+
+    A checkpoint without the batch's latents (train.checkpoint_carry=none) resumes with every
+    puzzle halted, so the first step refills the whole batch (TRM's resume).
+    """
+    try:
+        s.model.load_state_dict(data["model"])
+        s.optimizer.load_state_dict(data["optimizer"])
+        if s.ema is not None:
+            if data["ema"] is None:
+                raise ValueError("the checkpoint has no EMA weights but optim.ema_decay > 0")
+            s.ema.load_state_dict(data["ema"])
+        if data["batch"]:
+            batch = ActBatch.from_state_dict(data["batch"], s.device, s.model.forward_dtype)
+            if batch.carry.z_h.shape != s.batch.carry.z_h.shape:
+                raise ValueError(f"its batch latents are {tuple(batch.carry.z_h.shape)}, the config's "
+                                 f"{tuple(s.batch.carry.z_h.shape)}")
+            s.batch = batch
+        s.stream.load_state_dict(data["stream"])
+        ckpt.set_rng_state(data["rng"], s.streams)
+        s.step, s.elapsed_s = int(data["step"]), float(data["elapsed_s"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"checkpoint {source} does not match this config: {ckpt.describe(exc)}") from None
