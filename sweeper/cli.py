@@ -1,12 +1,15 @@
-"""`python -m sweeper {run,resume,ls,replicate,report}`: the sweep front door.
+"""`python -m sweeper {run,resume,ls,aim-sync,replicate,report}`: the sweep front door.
 
     python -m sweeper run SPEC [--set key=value ...] [--dry-run] [--address ADDR] [--name NAME]
-    python -m sweeper resume NAME_OR_PATH
+    python -m sweeper resume [NAME_OR_PATH]        # no name: the most recent unfinished sweep
     python -m sweeper ls
+    python -m sweeper aim-sync NAME_OR_PATH        # record in Aim what an Aim outage left out
     python -m sweeper replicate NAME --top K --seeds 0,1,2,3
     python -m sweeper report NAME [B] [--metric M] [--format md,html] [--out DIR]
 
-Every user error is one line on stderr with exit code 2 (trm_core.errors.run_cli).
+Every user error is one line on stderr with exit code 2 (trm_core.errors.run_cli); names, paths
+and the cluster address are checked before Ray starts (sweeper.preflight). Exit codes of run and
+resume: 0 finished (or stopped by its time budget), 1 failed, 130 interrupted (Ctrl-C, SIGTERM).
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from typing import Sequence
 
 import yaml
 
-from trm_core.errors import OneLineArgumentParser, run_cli
+from trm_core.errors import OneLineArgumentParser, add_set_flag, run_cli
+
+EXIT_CODES = {"finished": 0, "time_budget": 0, "failed": 1, "interrupted": 130}
 
 
 def build_parser() -> OneLineArgumentParser:
@@ -25,21 +30,32 @@ def build_parser() -> OneLineArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
     run = sub.add_parser("run", help="validate a spec and run its sweep")
     run.add_argument("spec", help="sweep spec YAML (see search_spaces/README.md)")
-    run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a spec key (search.num_samples=4) or a trainer config key (train.steps=200)")
+    add_set_flag(run, "sets", "override spec keys (search.num_samples=4) or trainer config keys (train.steps=200);"
+                 " --set a=1 b=2 and --set a=1 --set b=2 are the same")
     run.add_argument("--dry-run", action="store_true", help="validate and print the plan, run nothing")
     run.add_argument("--address", help="an existing Ray cluster (e.g. auto); default: start an embedded local Ray")
-    run.add_argument("--name", help="sweep name (default: the spec's name, time-stamped if taken)")
-    run.add_argument("--verbose", action="store_true", help="show the trials' own output")
+    run.add_argument("--name", help="sweep name: letters, digits, '_-.' (default: the spec's name; time-stamped if taken)")
+    run.add_argument("--verbose", action="store_true", help="show the trials' own output and Tune's tracebacks")
+    _dashboard_flag(run)
     resume = sub.add_parser("resume", help="continue an interrupted sweep (search state kept)")
-    resume.add_argument("sweep", metavar="NAME_OR_PATH")
+    resume.add_argument("sweep", metavar="NAME_OR_PATH", nargs="?", help="default: the most recent unfinished sweep")
     resume.add_argument("--storage", help="storage root holding the sweep (default runs/sweeps)")
     resume.add_argument("--address")
     resume.add_argument("--verbose", action="store_true")
+    _dashboard_flag(resume)
     ls = sub.add_parser("ls", help="past sweeps with status and best value")
     ls.add_argument("--storage", help="storage root (default runs/sweeps)")
+    sync = sub.add_parser("aim-sync", help="write to Aim the trials and metrics an Aim outage left out")
+    sync.add_argument("sweep", metavar="NAME_OR_PATH")
+    sync.add_argument("--storage", help="storage root holding the sweep (default runs/sweeps)")
     add_report_commands(sub)
     return parser
+
+
+def _dashboard_flag(p) -> None:
+    p.add_argument("--dashboard", nargs="?", const="127.0.0.1", default=None, metavar="HOST",
+                   help="start the embedded Ray's dashboard (port 8265) on 127.0.0.1, or on HOST (unauthenticated:"
+                        " a warning is printed for a non-loopback HOST); default: no dashboard")
 
 
 def add_report_commands(sub) -> None:
@@ -63,29 +79,48 @@ def add_report_commands(sub) -> None:
 
 
 def cmd_run(args) -> int:
+    from sweeper import preflight
     from sweeper.spec import load_spec
 
     spec = load_spec(args.spec, args.sets)
-    if args.name:
-        spec.name = args.name
+    if args.name is not None:
+        spec.name = preflight.check_name(args.name)
+    preflight.check_address(args.address)
     if args.dry_run:
+        preflight.check_paths(spec, create=False)
         print(dry_run_text(spec, args.address))
         return 0
-    from sweeper.runner import run_sweep, unique_name
+    preflight.check_paths(spec, create=True)
+    from sweeper.runner import run_sweep
 
-    spec.name = unique_name(spec)
+    spec.name, _ = preflight.claim_sweep_dir(spec.storage, spec.name)
     spec.file = str(Path(spec.file).resolve())
-    record = run_sweep(spec, address=args.address, verbose=args.verbose, record={"sets": args.sets})
-    return 0 if record["status"] in ("finished", "time_budget") else 1
+    record = run_sweep(spec, address=args.address, verbose=args.verbose, record={"sets": args.sets},
+                       dashboard=args.dashboard)
+    return EXIT_CODES.get(record["status"], 1)
 
 
 def cmd_resume(args) -> int:
+    from sweeper import preflight
     from sweeper.runner import run_sweep
-    from sweeper.sweeps import find_sweep, spec_for_resume
+    from sweeper.sweeps import check_resumable, find_sweep, latest_unfinished, spec_for_resume
 
-    spec, record = spec_for_resume(find_sweep(args.sweep, args.storage))
-    record = run_sweep(spec, address=args.address, verbose=args.verbose, resume=True, record=record)
-    return 0 if record["status"] in ("finished", "time_budget") else 1
+    preflight.check_address(args.address)
+    d = find_sweep(args.sweep, args.storage) if args.sweep else latest_unfinished(args.storage)
+    spec, record = spec_for_resume(d)
+    check_resumable(d, record)
+    record = run_sweep(spec, address=args.address, verbose=args.verbose, resume=True, record=record,
+                       dashboard=args.dashboard)
+    return EXIT_CODES.get(record["status"], 1)
+
+
+def cmd_aim_sync(args) -> int:
+    from sweeper.aim_log import sync_sweep
+    from sweeper.sweeps import find_sweep, read_record
+
+    d = find_sweep(args.sweep, args.storage)
+    print(sync_sweep(d, read_record(d) or {}))
+    return 0
 
 
 def cmd_ls(args) -> int:
@@ -146,7 +181,9 @@ def _concurrency_line(spec, address: str | None) -> str:
     if address:
         import ray
 
-        ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+        from sweeper.runner import init_ray
+
+        init_ray(address, verbose=False)
         try:
             nodes, where = resources.ray_nodes(), f"cluster {address}"
         finally:
@@ -163,7 +200,8 @@ def _concurrency_line(spec, address: str | None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"run": cmd_run, "resume": cmd_resume, "ls": cmd_ls, "replicate": cmd_replicate, "report": cmd_report}
+    commands = {"run": cmd_run, "resume": cmd_resume, "ls": cmd_ls, "aim-sync": cmd_aim_sync,
+                "replicate": cmd_replicate, "report": cmd_report}
     return commands[args.command](args)
 
 

@@ -8,10 +8,12 @@ is complete. The searcher picks a configuration; the seed is Ray's Repeater's jo
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
 import optuna
+from ray.tune.search import Repeater
 
 from sweeper.space import Param
 from sweeper.spec import SweepSpec
@@ -80,6 +82,26 @@ class AskTellGridSampler(optuna.samplers.GridSampler):
 
     def after_trial(self, study, trial, state, values) -> None:
         return None
+
+
+class SeedRepeater(Repeater):
+    """Ray's Repeater (one trial per seed, Optuna told the mean), except that a configuration one of
+    whose seeds reported no value (it diverged or failed) is told to Optuna as FAILED rather than as
+    the mean of the other seeds: a recipe that blows up on some seeds is not a good recipe."""
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, **kwargs) -> None:
+        group = self._trial_id_to_group.get(trial_id)
+        if group is None:
+            return super().on_trial_complete(trial_id, result, **kwargs)
+        value = (result or {}).get(self.searcher.metric)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        group.report(trial_id, float(value) if ok else math.nan)
+        if group.finished_reporting():
+            scores = group.scores()
+            if all(math.isfinite(x) for x in scores):
+                self.searcher.on_trial_complete(group.primary_trial_id, result={self.searcher.metric: sum(scores) / len(scores)})
+            else:
+                self.searcher.on_trial_complete(group.primary_trial_id, result=None, error=True)
 
 
 def quiet_optuna() -> None:

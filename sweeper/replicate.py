@@ -33,7 +33,7 @@ from ray.tune.search import Searcher
 from trm_core.errors import UserError
 
 from sweeper import report_data as rd
-from sweeper.results import write_json_atomic
+from sweeper.results import read_table, write_json_atomic
 
 TRIAL_INDEX = "__trial_index__"  # ray.tune.search.repeater.TRIAL_INDEX: the trainable maps it to seeds[i]
 
@@ -120,7 +120,7 @@ def describe_plan(plan: dict[str, Any], sweep: rd.Sweep, phase: str) -> str:
 def run_replicate(name_or_path: str, top: int, seeds: list[int], *, storage: str | None = None,
                   address: str | None = None, verbose: bool = False, out=None) -> dict[str, Any]:
     """Plan, then run (or resume) a replicate phase; returns its phase.json record."""
-    from sweeper.sweeps import spec_for_resume
+    from sweeper.sweeps import spec_for_resume, tune_dir
 
     out = out or sys.stdout
     if top < 1:
@@ -139,7 +139,7 @@ def run_replicate(name_or_path: str, top: int, seeds: list[int], *, storage: str
         record = {"phase": phase_dir.name, "sweep": sweep.name, **plan, "created_at": time.time()}
     else:
         print(f"resuming {phase_dir.name} of {sweep.name}: {len(record['points'])} trials", file=out)
-    return _run_phase(spec, phase_dir, record, resume=(phase_dir / "tuner.pkl").exists(),
+    return _run_phase(spec, phase_dir, record, resume=(tune_dir(phase_dir) / "tuner.pkl").exists(),
                       address=address, verbose=verbose, out=out)
 
 
@@ -147,9 +147,10 @@ def _run_phase(spec, phase_dir: Path, record: dict[str, Any], *, resume: bool, a
                verbose: bool, out) -> dict[str, Any]:
     from ray import tune
 
-    from sweeper import aim_log
+    from sweeper import aim_log, interrupt
     from sweeper.optuna_space import quiet_optuna
     from sweeper.runner import _prebuild_data, _quiet_tune, _trainable, connect, trial_setup
+    from sweeper.sweeps import tune_dir
 
     quiet_optuna()
     _quiet_tune()
@@ -165,14 +166,17 @@ def _run_phase(spec, phase_dir: Path, record: dict[str, Any], *, resume: bool, a
             _prebuild_data(setup, out)
         t0 = time.time()
         if resume:
-            tuner = tune.Tuner.restore(str(phase_dir), trainable=_trainable(setup, spec),
+            tuner = tune.Tuner.restore(str(tune_dir(phase_dir)), trainable=_trainable(setup, spec),
                                        resume_unfinished=True, resume_errored=True)
         else:
             tuner = build_tuner(spec, setup, phase_dir, record["points"])
+        interrupt.install(verbose)  # Ctrl-C labels running trials `interrupted`; no Tuner.restore hint
         try:
             tuner.fit()
         except KeyboardInterrupt:
             pass
+        finally:
+            interrupt.uninstall()
         record["status"], record["errors"] = _final_status(phase_dir, len(record["points"]),
                                                            spec.base_cfg.train.time_budget_s > 0)
         record.update(wall_s=round(time.time() - t0, 2), finished_at=time.time())
@@ -224,6 +228,7 @@ def build_tuner(spec, setup, phase_dir: Path, points: list[dict[str, Any]]):
     from sweeper.aim_log import AimCallback
     from sweeper.progress import ProgressCallback
     from sweeper.runner import _trainable, trial_dirname
+    from sweeper.sweeps import TUNE_SUBDIR
 
     d = str(phase_dir)
     callbacks = [AimCallback(str(spec.aim_repo), spec.aim_experiment, spec.name, setup, f"{d}/aim_runs.json",
@@ -232,7 +237,8 @@ def build_tuner(spec, setup, phase_dir: Path, points: list[dict[str, Any]]):
     tune_config = tune.TuneConfig(search_alg=FixedPoints(points), num_samples=len(points),
                                   max_concurrent_trials=spec.max_concurrent, reuse_actors=True,
                                   trial_dirname_creator=trial_dirname)
-    run_config = tune.RunConfig(name=phase_dir.name, storage_path=str(phase_dir.parent), callbacks=callbacks, verbose=0,
+    # Ray's experiment directory is phase_dir/tune, beside our files (Ray rewrites its own .json files on restore)
+    run_config = tune.RunConfig(name=TUNE_SUBDIR, storage_path=str(phase_dir), callbacks=callbacks, verbose=0,
                                 failure_config=tune.FailureConfig(max_failures=spec.max_retries),
                                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
     return tune.Tuner(_trainable(setup, spec), tune_config=tune_config, run_config=run_config)
@@ -241,13 +247,14 @@ def build_tuner(spec, setup, phase_dir: Path, points: list[dict[str, Any]]):
 def _final_status(phase_dir: Path, n: int, time_budget: bool) -> tuple[str, int]:
     """finished when each of the n trials trained to train.steps or failed, else interrupted.
 
-    With no scheduler, a trial that ended early was interrupted (Ctrl-C labels it stopped_early,
-    or done without a step) unless the trainer has a time budget; Tune's restore re-runs it."""
+    With no scheduler, a trial that ended early was interrupted (Ctrl-C labels it `interrupted`, or
+    done without a step) unless the trainer has a time budget; Tune's restore re-runs it. A trial
+    that diverged has ended."""
     table = phase_dir / "results.csv"
     if not table.exists():
         return "interrupted", 0
-    t = pd.read_csv(table)
-    ended = (t["status"] == "error") | ((t["status"] == "done") & (t["step"] >= t["steps_target"]))
+    t = read_table(table)
+    ended = t["status"].isin(["error", "diverged"]) | ((t["status"] == "done") & (t["step"] >= t["steps_target"]))
     if time_budget:
         ended |= t["status"] == "stopped_early"
     return ("finished" if int(ended.sum()) >= n else "interrupted"), int((t["status"] == "error").sum())

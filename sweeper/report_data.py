@@ -27,7 +27,7 @@ import pandas as pd
 
 from trm_core.errors import UserError, did_you_mean
 
-from sweeper.sweeps import _alive, find_sweep, read_record
+from sweeper.sweeps import _alive, find_sweep, read_record, tune_dir
 
 FINAL, STOPPED, ERROR, DIVERGED, NAN_METRIC, UNFINISHED = (
     "final", "stopped_early", "error", "diverged", "nan_metric", "unfinished")
@@ -95,7 +95,7 @@ def load(name_or_path: str, storage: str | None = None, metric: str | None = Non
         if table.exists():
             df = pd.read_csv(table, dtype=ID_COLUMNS)  # a trial id may be all digits ('01234567')
             df.insert(0, "phase", phase)
-            df["trial_dir"] = [str(phase_dir / f"trial_{t}") for t in df["trial_id"]]  # runner.trial_dirname
+            df["trial_dir"] = [str(tune_dir(phase_dir) / f"trial_{t}") for t in df["trial_id"]]  # runner.trial_dirname
             frames.append(df)
     trials = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["phase", "trial_id", "config_id", "seed", "status", "step", "trial_dir"])
@@ -133,6 +133,7 @@ def outcomes(df: pd.DataFrame, metric: str) -> pd.Series:
     diverged_error = df["error"].astype(str).str.contains("diverged", case=False, na=False)
     never_reported = pd.to_numeric(df["step"], errors="coerce").isna()  # e.g. ended by Ctrl-C before a report
     conditions = [
+        status == "diverged",  # the trainer stopped it (sweeper.trainable): its reason is in `error`
         (status == "error") & diverged_error,
         status == "error",
         status == "stopped_early",
@@ -141,7 +142,8 @@ def outcomes(df: pd.DataFrame, metric: str) -> pd.Series:
         (status == "done") & ~np.isfinite(value.fillna(0.0)),
         status == "done",
     ]
-    return pd.Series(np.select(conditions, [DIVERGED, ERROR, STOPPED, UNFINISHED, NAN_METRIC, DIVERGED, FINAL], UNFINISHED),
+    return pd.Series(np.select(conditions, [DIVERGED, DIVERGED, ERROR, STOPPED, UNFINISHED, NAN_METRIC, DIVERGED, FINAL],
+                               UNFINISHED),
                      index=df.index)
 
 

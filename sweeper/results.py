@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,29 +18,64 @@ import pandas as pd
 from trm_core.errors import write_text_atomic
 
 STATUS = {"TERMINATED": "done", "ERROR": "error", "RUNNING": "running", "PENDING": "pending", "PAUSED": "paused"}
+ENDED = ("done", "stopped_early", "diverged", "error")
+"""Statuses of a trial that will not run again (an `interrupted` trial resumes with `sweeper resume`)."""
+SCORED = ("done", "stopped_early")
+"""Statuses whose metric counts in summaries and reports (diverged and errored trials never do)."""
+DIVERGED_KEY = "trial/diverged"
+"""Set in a trial's last result when the trainer stopped it for a non-finite loss (sweeper.trainable)."""
+IDENTITY = ["trial_id", "config_id", "seed", "aim_run"]
+STATE = ["status", "step", "steps_target", "retries", "started_at", "ended_at", "wall_s", "error"]
+
+
+def iso(t: float | None) -> str | None:
+    """Seconds since the epoch -> ISO-8601 local time with offset, to the second."""
+    if t is None or (isinstance(t, float) and math.isnan(t)):
+        return None
+    return datetime.fromtimestamp(float(t)).astimezone().isoformat(timespec="seconds")
+
+
+def trial_status(trial, steps_target: int, times: dict[str, Any]) -> str:
+    last = trial.last_result or {}
+    status = STATUS.get(str(trial.status), str(trial.status).lower())
+    if status == "done":
+        step = last.get("step")
+        if last.get(DIVERGED_KEY):
+            return "diverged"
+        if times.get("interrupted") and "ended_at" not in times:
+            return "interrupted"  # stopped by Ctrl-C / SIGTERM: `sweeper resume` runs it on
+        if step is not None and step < steps_target:
+            return "stopped_early"  # ASHA, the time budget or train.target_exact_acc ended it
+    return status
 
 
 def trial_row(trial, info: dict[str, Any], metric: str, times: dict[str, Any], aim_hash: str | None) -> dict[str, Any]:
+    """One row of results.csv, columns in the documented order: identity, state, parameters, metrics."""
     last = trial.last_result or {}
     steps_target = info["cfg"].train.steps
-    status = STATUS.get(str(trial.status), str(trial.status).lower())
-    step = last.get("step")
-    if status == "done" and step is not None and step < steps_target:
-        status = "stopped_early"  # ASHA (or the time budget) ended it before train.steps
+    status = trial_status(trial, steps_target, times)
+    started, ended = times.get("started_at"), times.get("ended_at")
+    error = None
+    if status == "diverged":
+        error = str(last[DIVERGED_KEY])
+    elif status == "error":
+        error = _first_line(getattr(trial, "error_file", None))
     row: dict[str, Any] = {
-        "trial_id": trial.trial_id, "config_id": info["config_id"], "seed": info["seed"], "status": status,
-        "step": step, "steps_target": steps_target, metric: last.get(metric),
-        "started_at": times.get("started_at"), "ended_at": times.get("ended_at"),
-        "retries": times.get("retries", 0), "aim_run": aim_hash,
-        "error": _first_line(getattr(trial, "error_file", None)) if status == "error" else None,
+        "trial_id": trial.trial_id, "config_id": info["config_id"], "seed": info["seed"], "aim_run": aim_hash,
+        "status": status, "step": last.get("step"), "steps_target": steps_target, "retries": times.get("retries", 0),
+        "started_at": iso(started), "ended_at": iso(ended),
+        "wall_s": round(ended - started, 2) if started is not None and ended is not None else None, "error": error,
     }
     row.update({f"param:{k}": v for k, v in info["params"].items()})
-    row.update({k: v for k, v in last.items() if "/" in k and not k.startswith("config/") and k != metric
-                and isinstance(v, (int, float, str, bool))})
+    row[metric] = last.get(metric)
+    metrics = {k: v for k, v in last.items() if "/" in k and not k.startswith("config/") and k != metric
+               and k != DIVERGED_KEY and isinstance(v, (int, float, str, bool))}
+    row.update(dict(sorted(metrics.items())))
     return row
 
 
 def _first_line(error_file: str | None) -> str | None:
+    """The last non-empty line of Tune's error file: the exception and its message."""
     if not error_file or not os.path.exists(error_file):
         return None
     lines = [l.strip() for l in Path(error_file).read_text(errors="replace").splitlines() if l.strip()]
@@ -51,14 +87,22 @@ def build_table(trials, trial_info: Callable, metric: str, times: dict, hashes: 
     return pd.DataFrame(rows)
 
 
+def read_table(path: Path) -> pd.DataFrame:
+    """results.csv with its id columns as text (an all-digit trial id must not become a number)."""
+    return pd.read_csv(path, dtype={"trial_id": str, "config_id": str, "aim_run": str})
+
+
 def write_atomic(df: pd.DataFrame, sweep_dir: Path) -> None:
     """results.csv and results.parquet, each written to a temp file then renamed over the old one."""
     sweep_dir.mkdir(parents=True, exist_ok=True)
     for name, write in (("results.csv", lambda p: df.to_csv(p, index=False)),
                         ("results.parquet", lambda p: _to_parquet(df, p))):
         tmp = sweep_dir / f".{name}.tmp{os.getpid()}"
-        write(tmp)
-        os.replace(tmp, sweep_dir / name)
+        try:
+            write(tmp)
+            os.replace(tmp, sweep_dir / name)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def _to_parquet(df: pd.DataFrame, path: Path) -> None:
@@ -74,12 +118,12 @@ def summarize(df: pd.DataFrame, metric: str, mode: str) -> dict[str, Any] | None
     """Best configuration by the mean of `metric` over its seeds (finished or stopped trials only)."""
     if df.empty or metric not in df:
         return None
-    ok = df[df["status"].isin(["done", "stopped_early"]) & df[metric].notna()]
+    ok = df[df["status"].isin(SCORED) & df[metric].notna()]
     if ok.empty:
         return None
     params = [c for c in df.columns if c.startswith("param:")]
     groups = ok.groupby("config_id")[metric].agg(["mean", "std", "count"]).reset_index()
-    groups = groups.sort_values("mean", ascending=(mode == "min"))
+    groups = groups.sort_values("mean", ascending=(mode == "min"), kind="stable")
     best = groups.iloc[0]
     first = ok[ok["config_id"] == best["config_id"]].iloc[0]
     config = {c[len("param:"):]: _plain(first[c]) for c in params if not _isnan(first[c])}
@@ -88,8 +132,54 @@ def summarize(df: pd.DataFrame, metric: str, mode: str) -> dict[str, Any] | None
             "config": config, "metric": metric, "mode": mode, "n_configs": int(len(groups))}
 
 
+def rank_configs(df: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
+    """One row per configuration (scored trials only), best first: mean, std, seeds, steps, time, params."""
+    ok = df[df["status"].isin(SCORED) & df[metric].notna()] if metric in df else df.iloc[0:0]
+    if ok.empty:
+        return pd.DataFrame()
+    wall = ok["wall_s"] if "wall_s" in ok else pd.Series(math.nan, index=ok.index)
+    agg = ok.assign(_wall=wall).groupby("config_id").agg(
+        mean=(metric, "mean"), std=(metric, "std"), seeds=(metric, "count"), steps=("step", "max"), wall_s=("_wall", "mean"))
+    params = [c for c in df.columns if c.startswith("param:")]
+    firsts = ok.groupby("config_id")[params].first() if params else pd.DataFrame(index=agg.index)
+    table = agg.join(firsts).sort_values("mean", ascending=(mode == "min"), kind="stable")
+    return table.reset_index()
+
+
+def fmt(v: Any) -> str:
+    """A value as a person reads it: floats to 4 significant digits (files keep full precision)."""
+    if _isnan(v):
+        return "-"
+    if isinstance(v, float) or (hasattr(v, "dtype") and getattr(v.dtype, "kind", "") == "f"):
+        return f"{float(v):.4g}"
+    return str(_plain(v))
+
+
+def top_table(df: pd.DataFrame, metric: str, mode: str, n: int = 5) -> list[str]:
+    """The end-of-sweep table: the top `n` configurations, mean +/- std over seeds, seeds, steps, time."""
+    ranked = rank_configs(df, metric, mode)
+    if ranked.empty:
+        return []
+    params = [c for c in ranked.columns if c.startswith("param:")]
+    head = ["", "config", f"{metric} (mean +/- std)", "seeds", "steps", "time"] + [c[len("param:"):] for c in params]
+    rows = [head]
+    for i, r in ranked.head(n).iterrows():
+        spread = f" +/- {r['std']:.4f}" if not _isnan(r["std"]) else ""
+        time_s = f"{r['wall_s']:.0f}s" if not _isnan(r["wall_s"]) else "-"
+        rows.append(["*" if i == 0 else "", r["config_id"], f"{r['mean']:.4f}{spread}", str(int(r["seeds"])),
+                     fmt(r["steps"]) if _isnan(r["steps"]) else str(int(r["steps"])), time_s] + [fmt(r[c]) for c in params])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    if len(ranked) > n:
+        lines.append(f"  ({len(ranked) - n} more configurations in results.csv)")
+    return lines
+
+
 def _isnan(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
+    try:
+        return v is None or bool(pd.isna(v))
+    except (TypeError, ValueError):  # a list or an array is a value
+        return False
 
 
 def _plain(v: Any) -> Any:

@@ -19,6 +19,7 @@ from trm_core.config import PRESETS, TRMConfig, apply_dict, field_types, parse_o
 from trm_core.errors import ConfigError, UserError
 
 from sweeper.errors import SpecError, describe, did_you_mean
+from sweeper.preflight import NAME_RE, NAME_RULE
 from sweeper.space import Param, parse_space
 
 TOP_KEYS = ("name", "description", "base", "metric", "mode", "space", "search", "scheduler", "seeds",
@@ -32,7 +33,7 @@ _SECTION_KEYS = {
     "search": {"sampler", "seed", "num_samples", "max_concurrent", "points_to_evaluate", "n_startup_trials"},
     "scheduler": {"type", "grace_period", "reduction_factor", "max_t"},
     "resources": {"cpu", "gpu"},
-    "failure": {"max_retries"},
+    "failure": {"max_retries", "max_failed_trials"},
     "aim": {"repo", "experiment"},
     "final_eval": {"depth", "breadth", "select", "transforms", "act", "limit", "noise_beta", "max_batch", "window",
                    "seed", "aas"},
@@ -64,6 +65,8 @@ class SweepSpec:
     cpu: float = 1.0
     gpu: float = 0.0
     max_retries: int = 0
+    max_failed_trials: int | None = None
+    """Stop the sweep once more than this many trials have failed for good; None: never."""
     time_budget_s: float | None = None
     storage: Path = Path(DEFAULT_STORAGE)
     aim_repo: Path = Path(DEFAULT_AIM_REPO)
@@ -344,8 +347,8 @@ def validate(file: str, raw: Mapping[str, Any], cwd: Path | None = None) -> Swee
         if k not in TOP_KEYS:
             raise SpecError(file, str(k), f"is not a spec key (known: {', '.join(TOP_KEYS)}){did_you_mean(str(k), TOP_KEYS)}")
     name = _str(file, "name", raw.get("name"))
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise SpecError(file, "name", f"must be letters, digits, '_', '-' or '.', but got {name!r}")
+    if not NAME_RE.fullmatch(name):
+        raise SpecError(file, "name", f"must be {NAME_RULE}, but got {name!r}")
     if "base" not in raw:
         raise SpecError(file, "base", "is required: base: {preset: NAME} or {config: FILE}, with optional overrides")
     cfg, source = _base_config(file, raw)
@@ -358,7 +361,10 @@ def validate(file: str, raw: Mapping[str, Any], cwd: Path | None = None) -> Swee
     _scheduler(file, raw, spec)
     _resources(file, raw, spec)
     spec.seeds = _seeds(file, raw)
-    spec.max_retries = _int(file, "failure.max_retries", _section(file, raw, "failure").get("max_retries", 0), 0)
+    failure = _section(file, raw, "failure")
+    spec.max_retries = _int(file, "failure.max_retries", failure.get("max_retries", 0), 0)
+    if failure.get("max_failed_trials") is not None:
+        spec.max_failed_trials = _int(file, "failure.max_failed_trials", failure["max_failed_trials"], 0)
     _final_eval(file, raw, spec)
     if raw.get("time_budget_s") is not None:
         spec.time_budget_s = _number(file, "time_budget_s", raw["time_budget_s"], above=0)

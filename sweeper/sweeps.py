@@ -1,16 +1,36 @@
-"""Past sweeps on disk: `ls` (status and best value) and finding one to `resume`."""
+"""Past sweeps on disk: `ls` (status and best value), finding one to `resume`, and refusing
+experiment state that is not ours.
+
+A sweep directory `STORAGE/NAME/` holds our files (sweep.json, results.csv/.parquet, aim_runs.json,
+trial_times.json) and Ray Tune's experiment directory `tune/` (trial folders, checkpoints, searcher
+state). Ray copies every .json/.pkl of its experiment directory to a staging area on restore and
+back on every save, so our files live beside it, never inside it.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Any
 
 from trm_core.errors import UserError
 
+from sweeper.results import ENDED, read_table
 from sweeper.spec import DEFAULT_STORAGE, SweepSpec, validate
+
+FORMAT = "sweeper.sweep/1"
+TUNE_SUBDIR = "tune"
+
+
+def tune_dir(d: Path) -> Path:
+    """Ray's experiment directory of sweep `d` (sweeps made before the split kept it at `d` itself)."""
+    if (d / TUNE_SUBDIR).exists():
+        return d / TUNE_SUBDIR
+    legacy = (d / "tuner.pkl").exists() or any(d.glob("trial_*"))
+    return d if legacy else d / TUNE_SUBDIR
 
 
 def _alive(pid: Any) -> bool:
@@ -27,6 +47,8 @@ def read_record(d: Path) -> dict[str, Any] | None:
         record = json.loads(f.read_text())
     except (OSError, ValueError):
         return None
+    if not isinstance(record, dict):
+        return None
     if record.get("status") == "running" and not _alive(record.get("pid")):
         record["status"] = "interrupted"  # its driver is gone: resume it
     return record
@@ -41,23 +63,26 @@ def list_sweeps(storage: Path) -> list[tuple[Path, dict[str, Any]]]:
 
 
 def _count_done(d: Path) -> str:
-    import pandas as pd
-
     table = d / "results.csv"
     if not table.exists():
         return "0"
-    df = pd.read_csv(table, usecols=["status"])
-    return str(int(df["status"].isin(["done", "stopped_early", "error"]).sum()))
+    try:
+        df = read_table(table)
+    except (OSError, ValueError):
+        return "?"
+    return str(int(df["status"].isin(ENDED).sum())) if "status" in df else "?"
 
 
 def format_ls(storage: Path) -> str:
-    rows = [("NAME", "STATUS", "TRIALS", "BEST", "METRIC", "CREATED", "PATH")]
+    rows = [("NAME", "STATUS", "TRIALS", "BEST", "METRIC", "CREATED", "PATH", "NOTE")]
     for d, r in list_sweeps(storage):
         best = r.get("best") or {}
         value = f"{best['mean']:.4f}" if best.get("mean") is not None else "-"
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.get("created_at") or 0))
+        note = r.get("reason") or ""
+        note = note if len(note) <= 80 else note[:77] + "..."
         rows.append((r.get("name", d.name), r.get("status", "?"), f"{_count_done(d)}/{r.get('total_trials', '?')}",
-                     value, f"{r.get('metric', '?')} ({r.get('mode', '?')})", created, str(d)))
+                     value, f"{r.get('metric', '?')} ({r.get('mode', '?')})", created, str(d), note))
     if len(rows) == 1:
         return f"no sweeps under {storage}"
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
@@ -79,6 +104,45 @@ def find_sweep(name_or_path: str, storage: str | None = None) -> Path:
                     f"{did_you_mean(name_or_path, names)}; see `python -m sweeper ls`")
 
 
+def latest_unfinished(storage: str | None = None) -> Path:
+    """`sweeper resume` without a name: the most recently created sweep that is interrupted."""
+    root = Path(storage or DEFAULT_STORAGE)
+    unfinished = [d for d, r in list_sweeps(root) if r.get("status") == "interrupted"]
+    if not unfinished:
+        raise UserError(f"no interrupted sweep under {root} to resume; see `python -m sweeper ls`")
+    return unfinished[-1].resolve()
+
+
+def check_ours(d: Path, record: dict[str, Any]) -> None:
+    """Refuse experiment state we did not write: Tune's state is pickle, which runs code when loaded.
+
+    The sweep must have our sweep.json, and Tune's pickles must belong to this user and not be
+    world-writable (a file another user could have replaced is not loaded; group-writable is allowed,
+    as umask 002 is common).
+    """
+    if record.get("format", FORMAT) != FORMAT or not {"spec", "spec_file", "name"} <= set(record):
+        raise UserError(f"{d}/sweep.json was not written by `python -m sweeper` (format {record.get('format')!r})")
+    tune = tune_dir(d)
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    for p in [d, tune, *tune.glob("*.pkl")]:
+        if not p.exists():
+            continue
+        st = p.stat()
+        if uid is not None and st.st_uid != uid:
+            raise UserError(f"{p} belongs to user id {st.st_uid}, not to you: Tune's experiment state is pickle"
+                            f" (it runs code when loaded); resume only sweeps you made")
+        if st.st_mode & stat.S_IWOTH:
+            raise UserError(f"{p} is writable by every user: Tune's experiment state is pickle (it runs code when"
+                            f" loaded); `chmod o-w` it if you trust its content, then resume")
+
+
+def check_resumable(d: Path, record: dict[str, Any]) -> None:
+    """`resume` needs Tune's saved state; a sweep that failed before its first trial has none."""
+    if not (tune_dir(d) / "tuner.pkl").exists():
+        raise UserError(f"sweep {record.get('name')} has no Ray Tune state to resume ({tune_dir(d)}/tuner.pkl):"
+                        f" it stopped before its first trial ({record.get('reason') or record.get('status')}); run it again")
+
+
 def spec_for_resume(d: Path) -> tuple[SweepSpec, dict[str, Any]]:
     """Rebuild the exact spec a sweep ran with (its --set already applied) from its sweep.json."""
     record = read_record(d)
@@ -86,6 +150,7 @@ def spec_for_resume(d: Path) -> tuple[SweepSpec, dict[str, Any]]:
         raise UserError(f"{d}/sweep.json is missing or unreadable")
     if record.get("status") == "running":
         raise UserError(f"sweep {record.get('name')} is still running (pid {record.get('pid')}); resume it after it stops")
+    check_ours(d, record)
     spec = validate(record["spec_file"], record["spec"])
     spec.name, spec.storage = d.name, d.parent
     spec.aim_repo = Path(record["aim_repo"])

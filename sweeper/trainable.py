@@ -8,6 +8,13 @@ from the last checkpoint through `train(resume_from=...)`. With the spec's `fina
 trainer's final report (the one with `final/*` metrics) first runs the test-time scaling engine
 (trm_core.infer) on its checkpoint and also carries `eval_tts/...` and the plot data for Aim
 (`eval_tts_figures`); so ASHA's stop at max_t comes after it.
+
+Faults: a trial whose loss turns NaN/inf reports `trial/diverged` (the step and reason) as its last
+result and ends; it has no metric there, so ASHA ignores it and Optuna is told the configuration
+failed (optuna_space.SeedRepeater). Running out of memory fails the trial with a one-line reason
+(Tune retries it up to failure.max_retries). A checkpoint that cannot be read (corrupt, truncated)
+is reported and the previous readable one is used. `SWEEPER_INJECT_FAULT` simulates faults for the
+reliability tests (see `inject_fault`).
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from typing import Any
 
 from ray import tune
 from ray.tune.search.repeater import TRIAL_INDEX
+
+from sweeper.results import DIVERGED_KEY
 
 log = logging.getLogger("sweeper.trial")
 _SAID_CPU_FALLBACK = False
@@ -43,7 +52,7 @@ class TrialSetup:
         from trm_core.config import from_dict, set_value, to_dict, validate
 
         params = {k: v for k, v in config.items() if k != TRIAL_INDEX}
-        seed = self.seeds[int(config.get(TRIAL_INDEX, 0)) % len(self.seeds)]
+        seed = self.seed_of(config)
         cfg = from_dict(self.base)
         for key, value in params.items():
             set_value(cfg, key, value, source="trial config")
@@ -53,10 +62,13 @@ class TrialSetup:
         config_id = "cfg-" + hashlib.sha1(blob).hexdigest()[:8]
         return {"seed": seed, "params": params, "config_id": config_id, "cfg": cfg, "config": to_dict(cfg)}
 
+    def seed_of(self, config: dict[str, Any]) -> int:
+        return self.seeds[int(config.get(TRIAL_INDEX, 0)) % len(self.seeds)]
+
     @staticmethod
     def metric_keys(result: dict[str, Any]) -> list[str]:
         """The trainer's metric keys in a Tune result (namespaced `train/...`, `eval/...`)."""
-        return [k for k in result if "/" in k and not k.startswith("config/")]
+        return [k for k in result if "/" in k and not k.startswith(("config/", "trial/"))]
 
 
 def pick_device(gpu: float) -> str:
@@ -83,6 +95,43 @@ def set_threads(cpu: float) -> int:
     return threads
 
 
+class TrialFailed(RuntimeError):
+    """A trial that cannot go on (out of memory): the message is the one line results.csv shows."""
+
+
+def inject_fault(seed: int) -> None:
+    """Reliability tests only: SWEEPER_INJECT_FAULT="oom:seed=S" makes every trial of seed S run out of
+    memory as it starts, as a GPU would (torch.OutOfMemoryError). Unset: does nothing."""
+    spec = os.environ.get("SWEEPER_INJECT_FAULT", "")
+    kind, _, target = spec.partition(":")
+    if kind == "oom" and target == f"seed={seed}":
+        raise torch_oom()("CUDA out of memory (simulated by SWEEPER_INJECT_FAULT)")
+
+
+def torch_oom():
+    import torch
+
+    return torch.OutOfMemoryError
+
+
+def resume_point(tune_checkpoint_dir: str | None, out_dir: str) -> str | None:
+    """The newest readable checkpoint among Tune's (the last one reported) and the trainer's own run
+    directory (newer when the trial saved on its way out); unreadable ones are reported and skipped."""
+    from trm_core.errors import UserError
+    from trm_core.train.checkpoint import latest_valid_checkpoint, load_checkpoint
+
+    found: list[tuple[int, str]] = []
+    if tune_checkpoint_dir is not None:
+        try:
+            found.append((int(load_checkpoint(tune_checkpoint_dir)["step"]), tune_checkpoint_dir))
+        except UserError as exc:
+            log.warning("skipping Tune's checkpoint: %s", exc)
+    own = latest_valid_checkpoint(out_dir, warn=lambda m: log.warning("%s", m))
+    if own is not None:
+        found.append((int(load_checkpoint(own)["step"]), str(own)))
+    return max(found)[1] if found else None
+
+
 def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     """The function Ray runs per trial (wrapped with tune.with_parameters and with_resources)."""
     os.environ.setdefault("TQDM_DISABLE", "1")  # the trainer's bar would interleave across trials
@@ -90,28 +139,41 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     cfg = info["cfg"]
     cfg.device = pick_device(setup.gpu)
     set_threads(setup.cpu)
+    from trm_core.errors import TrainingDiverged
     from trm_core.train import train
 
     # The trial's own directory (actors are reused across trials, so not the process's cwd).
     out_dir = os.path.join(tune.get_context().get_trial_dir(), "trainer")
+    last_step = [0]
 
     # an eval_tts metric exists only after training: earlier results carry NaN (Tune wants the key)
     pending = {setup.metric: float("nan")} if setup.metric.startswith("eval_tts/") else {}
 
     def report(metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
+        last_step[0] = int(metrics.get("step", last_step[0]))
         checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         tts = {}
         if setup.final_eval is not None and checkpoint_dir and "final/exact_acc" in metrics:
             tts = final_eval_metrics(checkpoint_dir, setup.final_eval)
         tune.report({**pending, **metrics, **tts}, checkpoint=checkpoint)
 
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is None:
-        train(cfg, report=report, out_dir=out_dir)
-        return
-    with checkpoint.as_directory() as ckpt_dir:
-        log.warning("trial resumes from checkpoint %s", ckpt_dir)
-        train(cfg, report=report, out_dir=out_dir, resume_from=ckpt_dir)
+    try:
+        inject_fault(info["seed"])
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None:
+            start = resume_point(None, out_dir)
+            train(cfg, report=report, out_dir=out_dir, resume_from=start)
+            return
+        with checkpoint.as_directory() as ckpt_dir:
+            start = resume_point(ckpt_dir, out_dir)
+            log.warning("trial resumes from checkpoint %s", start)
+            train(cfg, report=report, out_dir=out_dir, resume_from=start)
+    except TrainingDiverged as exc:
+        # The last result: no metric (ASHA skips it, Optuna is told the configuration failed), the reason.
+        tune.report({"step": exc.step, DIVERGED_KEY: exc.reason})
+    except torch_oom() as exc:
+        first = (str(exc).strip().splitlines() or ["out of memory"])[0][:200]
+        raise TrialFailed(f"out of memory at step {last_step[0]} (seed {info['seed']}): {first}") from None
 
 
 def final_eval_metrics(checkpoint_dir: str, final_eval: dict[str, Any]) -> dict[str, Any]:

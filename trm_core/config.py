@@ -389,9 +389,11 @@ def preset(name: str) -> TRMConfig:
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {p}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p} is not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -27,6 +27,14 @@ class ConfigError(UserError, ValueError):
     """A config key, value or type that does not fit the config tree."""
 
 
+class TrainingDiverged(UserError):
+    """The training loss became NaN or infinite: the run stops itself (`step`, `reason` say where and why)."""
+
+    def __init__(self, step: int, reason: str):
+        self.step, self.reason = step, reason
+        super().__init__(f"training diverged at step {step}: {reason}")
+
+
 def did_you_mean(word: str, known: Iterable[str]) -> str:
     """` (did you mean 'x'?)` for the closest known name, or '' when none is close."""
     close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
@@ -34,11 +42,20 @@ def did_you_mean(word: str, known: Iterable[str]) -> str:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write a small result file so readers see the old or the new content, never half of it."""
+    """Write a small result file so readers see the old or the new content, never half of it.
+
+    A failed write (disk full, file too large) leaves the old file as it was and no temp file, and
+    raises a one-line UserError naming the file.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}; its previous content is kept") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
@@ -47,6 +64,19 @@ class OneLineArgumentParser(argparse.ArgumentParser):
     def error(self, message: str):  # noqa: D401 - argparse API
         sys.stderr.write(f"error: {self.prog}: {message} (see --help)\n")
         raise SystemExit(EXIT_USAGE)
+
+
+def _key_value(text: str) -> str:
+    if "=" not in text or text.startswith("="):
+        raise argparse.ArgumentTypeError(
+            f"--set takes KEY=VALUE, but got {text!r} (positional arguments go before --set)")
+    return text
+
+
+def add_set_flag(parser: argparse.ArgumentParser, dest: str, help: str) -> None:
+    """`--set k=v [k=v ...]`, repeatable: one grammar for `python -m trm_core` and `python -m sweeper`."""
+    parser.add_argument("--set", dest=dest, action="extend", nargs="+", type=_key_value, default=[],
+                        metavar="KEY=VALUE", help=help)
 
 
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:

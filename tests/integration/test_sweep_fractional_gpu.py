@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import pytest
 from sweep_helpers import good, write_spec
 
 from sweeper.cli import main
+from sweeper.results import read_table
 from sweeper.spec import load_spec
 
 pytestmark = pytest.mark.integration
@@ -31,7 +31,7 @@ def test_quarter_gpu_runs_four_trials_concurrently(ray_one_logical_gpu, tmp_path
     assert main(["run", spec_file, "--dry-run"]) == 0
     assert main(["run", spec_file]) == 0
     d = tmp_path / "sweeps" / "frac"
-    table = pd.read_csv(d / "results.csv")
+    table = read_table(d / "results.csv")
     # the time budget ends every trial before its 100,000 steps: none errored, all reported steps
     assert len(table) == 4 and set(table["status"]) == {"stopped_early"} and (table["step"] >= 40).all()
     times = json.loads((d / "trial_times.json").read_text())

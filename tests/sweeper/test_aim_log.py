@@ -37,7 +37,7 @@ def test_callback_writes_one_run_per_trial_and_reopens_it(tmp_path):
     cb.on_trial_start(0, [], trial)
     cb.on_trial_result(0, [], trial, {"step": 10, "eval/exact_acc": 0.5, "train/loss": 1.0, "training_iteration": 1,
                                       "eval/per_step": {"1": 0.2, "2": 0.5}})
-    cb.on_experiment_end([])  # the driver stops (e.g. Ctrl-C): the run is closed, not finished
+    cb.on_experiment_end([trial])  # the driver stops (e.g. Ctrl-C): the run is closed, not finished
     again = AimCallback(str(repo), "exp", "sw", _setup(), str(state))  # a resumed sweep
     again.setup()
     again.on_trial_result(0, [], trial, {"step": 20, "eval/exact_acc": 0.75, "train/loss": 0.5})

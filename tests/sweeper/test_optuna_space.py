@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import optuna
+import pytest
+from ray import tune
 from sweep_helpers import good
 
 from sweeper.optuna_space import DefineByRun, make_sampler, quiet_optuna
@@ -63,3 +65,24 @@ def test_grid_enumerates_every_point(tmp_path):
     configs = _run(spec, spec.num_samples)
     points = {(c["model.hidden_size"], c["recursion.n_inner"], round(c["optim.lr"], 6)) for c in configs}
     assert len(points) == 18
+
+
+def test_seed_repeater_tells_optuna_failed_when_a_seed_has_no_value():
+    """A configuration whose seed diverged (no metric) or failed is FAILED in Optuna, not the mean of
+    the other seeds; finite seeds give their mean."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    from sweeper.optuna_space import SeedRepeater
+
+    searcher = OptunaSearch(space={"x": tune.uniform(0, 1)}, metric="m", mode="max",
+                            sampler=optuna.samplers.RandomSampler(seed=0))
+    rep = SeedRepeater(searcher, repeat=2, set_index=True)
+    for tid in ("a", "b", "c", "d"):
+        assert rep.suggest(tid) is not None
+    rep.on_trial_complete("a", {"m": 0.5})
+    rep.on_trial_complete("b", {"m": 0.7})
+    rep.on_trial_complete("c", {"m": 0.9})
+    rep.on_trial_complete("d", {"step": 10, "trial/diverged": "train/loss is nan"})
+    trials = searcher._ot_study.trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL"]
+    assert trials[0].value == pytest.approx(0.6)

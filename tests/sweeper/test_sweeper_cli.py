@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from sweep_helpers import good, write_spec
 
 from sweeper.cli import main
+from trm_core.errors import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,3 +83,78 @@ def test_quickstart_dry_run_subprocess():
 def test_ls_with_no_sweeps(tmp_path, capsys):
     assert main(["ls", "--storage", str(tmp_path)]) == 0
     assert "no sweeps under" in capsys.readouterr().out
+
+
+# ---- issue 16 (4-6) and issue 13: bad paths, names, addresses and --set forms, through the real CLI ----
+
+
+def _one_line_exit_2(proc, *words):
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    return lines[0]
+
+
+def _tiny_spec(tmp_path, **update):
+    raw = good()
+    raw.update(storage=str(tmp_path / "sweeps"), aim={"repo": str(tmp_path / "aim")}, **update)
+    return write_spec(tmp_path / "s.yaml", raw)
+
+
+def test_storage_or_aim_repo_naming_a_file_exits_2_before_ray(tmp_path):
+    spec = _tiny_spec(tmp_path)
+    f = tmp_path / "a_file"
+    f.write_text("keep me\n")
+    t0 = time.time()
+    _one_line_exit_2(_cli("run", spec, "--set", f"storage={f}", cwd=tmp_path), "storage", str(f), "is a file")
+    _one_line_exit_2(_cli("run", spec, "--set", f"aim.repo={f}", cwd=tmp_path), "aim.repo", str(f), "is a file")
+    _one_line_exit_2(_cli("run", spec, "--set", f"storage={f}/sub", cwd=tmp_path), "storage", "cannot")
+    assert time.time() - t0 < 90  # no Ray start (today's traceback came after 18 s of it)
+    assert f.read_text() == "keep me\n" and not (tmp_path / "sweeps").exists()
+
+
+def test_unwritable_storage_exits_2(tmp_path):
+    spec = _tiny_spec(tmp_path)
+    _one_line_exit_2(_cli("run", spec, "--set", "storage=/proc/x", cwd=tmp_path), "storage", "/proc/x")
+
+
+def test_spec_that_is_not_utf8_exits_2(tmp_path):
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    _one_line_exit_2(_cli("run", str(bad), "--dry-run", cwd=tmp_path), str(bad), "UTF-8")
+
+
+def test_name_with_separators_or_leading_dot_exits_2(tmp_path, capsys):
+    spec = _tiny_spec(tmp_path)
+    line = _one_line_exit_2(_cli("run", spec, "--name", "../escaped", cwd=tmp_path), "--name", "letters, digits", "'../escaped'")
+    for name in ["a/b", ".hidden", "", "x" * 300, "sp ace", "..", "-dash"]:  # same code path, in-process
+        assert run_cli(main, ["run", spec, f"--name={name}"]) == 2, name
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--name: a sweep name must be" in err[0], (name, err)
+    assert not any(tmp_path.rglob("sweep.json")) and not (tmp_path.parent / "escaped").exists(), line
+
+
+def test_unreachable_address_fails_fast_naming_it(tmp_path):
+    spec = _tiny_spec(tmp_path)
+    t0 = time.time()
+    line = _one_line_exit_2(_cli("run", spec, "--address", "127.0.0.1:1", cwd=tmp_path), "127.0.0.1:1", "ray start --head")
+    assert time.time() - t0 < 30, line
+    _one_line_exit_2(_cli("run", spec, "--address", "127.0.0.1:1", "--dry-run", cwd=tmp_path), "127.0.0.1:1")
+    _one_line_exit_2(_cli("resume", "--address", "not an address", cwd=tmp_path), "--address")
+
+
+def test_set_takes_several_values_after_one_flag_in_both_clis(tmp_path):
+    spec = _tiny_spec(tmp_path)
+    one = _cli("run", spec, "--dry-run", "--set", "search.num_samples=3", "seeds=[0,1]", "train.steps=30")
+    many = _cli("run", spec, "--dry-run", "--set", "search.num_samples=3", "--set", "seeds=[0,1]", "--set", "train.steps=30")
+    assert one.returncode == many.returncode == 0, one.stderr + many.stderr
+    assert "3 configurations x 2 seeds [0, 1] = 6 trials" in one.stdout and one.stdout == many.stdout
+    assert "steps: 30" in one.stdout
+    # a value without '=' is named, with the hint (a positional swallowed by --set)
+    _one_line_exit_2(_cli("run", "--set", "a=1", spec), "--set takes KEY=VALUE", "positional arguments go before --set")
+
+
+def test_resume_without_a_name_and_nothing_to_resume(tmp_path):
+    _one_line_exit_2(_cli("resume", "--storage", str(tmp_path)), "no interrupted sweep under")

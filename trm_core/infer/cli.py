@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from trm_core.errors import UserError, write_text_atomic
-from trm_core.train.cli import _add_common, _overrides
+from trm_core.train.cli import _add_common, _overrides, _warn
 
 ENGINE_FLAGS = ("depth", "breadth", "transforms", "act", "select", "json", "plot", "max_batch", "noise_beta",
                 "window", "seed", "aas")
@@ -46,7 +46,8 @@ def register(subparsers) -> None:
         description="Evaluate checkpoints on their held-out split (EMA weights if present). One checkpoint and no "
                     "test-time flag: the trainer's evaluation, as JSON. Otherwise the test-time scaling engine: "
                     "depth, breadth, ensembles of checkpoints x transforms, selection rules; one table.")
-    ev.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="checkpoint directories (or checkpoint.pt files)")
+    ev.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
+                    help="run directories (their latest readable checkpoint), checkpoint directories or checkpoint.pt files")
     ev.add_argument("--limit", type=int, default=0, metavar="N",
                     help="evaluate a seeded subset of N puzzles (default 0: the whole split)")
     ev.add_argument("--depth", type=_ints, default=None, metavar="D[,D...]",
@@ -98,6 +99,9 @@ def _check_outputs(args) -> None:
 
 
 def cmd_eval(args) -> int:
+    from trm_core.train.checkpoint import resolve_resume
+
+    args.checkpoints = [str(resolve_resume(p, warn=_warn)) for p in args.checkpoints]
     if not _engine_wanted(args):
         from trm_core.train.evaluate_checkpoint import evaluate_checkpoint
 

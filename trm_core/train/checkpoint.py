@@ -11,6 +11,7 @@ Writes are atomic: a temp directory renamed into place.
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import shutil
@@ -61,7 +62,16 @@ def save_checkpoint(payload: dict[str, Any], root: str | os.PathLike, step: int,
     tmp = root / f".tmp_step_{step:08d}_{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    torch.save({"format": FORMAT, **payload}, tmp / FILENAME)
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, **payload}, buf)  # serialised in memory, so a failed write says why
+    try:
+        with open(tmp / FILENAME, "wb") as f:
+            f.write(buf.getbuffer())
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:  # disk full, file too large: keep no partial checkpoint
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"cannot write checkpoint {final}: {exc.strerror or exc}; the previous checkpoints are kept") from None
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
@@ -82,6 +92,37 @@ def checkpoint_file(path: str | os.PathLike) -> Path:
     return p / FILENAME if p.is_dir() else p
 
 
+def run_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """A run directory's checkpoint directories (RUN/checkpoints/step_*), newest first."""
+    root = Path(run_dir) / "checkpoints"
+    return sorted((p for p in root.glob("step_*") if p.is_dir()), reverse=True) if root.is_dir() else []
+
+
+def latest_valid_checkpoint(run_dir: str | os.PathLike, warn=None) -> Path | None:
+    """The newest checkpoint of a run directory that loads; a corrupt or truncated newer one is
+    skipped (and reported through `warn(message)`), so training resumes from the previous one."""
+    for path in run_checkpoints(run_dir):
+        try:
+            load_checkpoint(path)
+        except UserError as exc:
+            if warn is not None:
+                warn(f"skipping {exc}")
+            continue
+        return path
+    return None
+
+
+def resolve_resume(path: str | os.PathLike, warn=None) -> Path:
+    """`--resume` takes a checkpoint (directory or file) or a run directory (its latest valid checkpoint)."""
+    p = Path(path)
+    if p.is_dir() and not (p / FILENAME).exists() and (p / "checkpoints").is_dir():
+        found = latest_valid_checkpoint(p, warn)
+        if found is None:
+            raise UserError(f"run directory {p} holds no readable checkpoint under {p / 'checkpoints'}")
+        return found
+    return p
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint directory (or its checkpoint.pt) onto the CPU; one-line UserError if unusable."""
     f = checkpoint_file(path)
@@ -93,4 +134,10 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise UserError(f"checkpoint {f} cannot be read (corrupt or not a trm_core checkpoint): {describe(exc, 200)}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise UserError(f"checkpoint {f} is not a {FORMAT} checkpoint")
+    shapes = {"step": int, "config": dict, "model": dict}
+    for key, kind in shapes.items():
+        if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool):
+            raise UserError(f"checkpoint {f} is damaged: '{key}' must be a {kind.__name__}, but is {type(data.get(key)).__name__}")
+    if data.get("ema") is not None and not isinstance(data["ema"], dict):
+        raise UserError(f"checkpoint {f} is damaged: 'ema' must be a dict or None, but is {type(data['ema']).__name__}")
     return data

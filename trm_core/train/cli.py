@@ -1,25 +1,34 @@
 """`python -m trm_core train | bench train`: thin command lines over trm_core.train.
 
-    python -m trm_core train PRESET_OR_YAML [--set k=v ...] --out DIR [--resume CKPT] [--device D]
+    python -m trm_core train PRESET_OR_YAML [--set k=v ...] --out DIR [--overwrite] [--device D]
+    python -m trm_core train PRESET_OR_YAML [--set k=v ...] --resume RUN_DIR_OR_CKPT [--out DIR]
     python -m trm_core bench train --preset P [--set k=v ...] [--steps N] [--device D]
 
 (`eval` lives in trm_core.infer.cli: the trainer's evaluation, or the test-time scaling engine.)
 
 Config precedence: --set > YAML file > the preset it names > defaults; --device is `--set device=D`.
+A run directory that already holds a run is never written into by accident: `--resume DIR`
+continues it (from its latest readable checkpoint), `--overwrite` replaces it. SIGINT/SIGTERM save a
+checkpoint at the current step before the command exits (code 130).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
+from pathlib import Path
 
-from trm_core.errors import OneLineArgumentParser
+from trm_core.errors import OneLineArgumentParser, UserError, add_set_flag
+
+RUN_FILES = ("config.yaml", "metrics.jsonl", "final.json", "checkpoints")
+"""What a training run writes into its directory (--overwrite removes exactly these)."""
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="override a config key (dotted), e.g. --set optim.lr=3e-4 train.steps=100")
+    add_set_flag(p, "overrides", "override a config key (dotted), e.g. --set optim.lr=3e-4 train.steps=100")
     p.add_argument("--device", default=None, help="auto (cuda > mps > cpu) | cpu | cuda | cuda:N | mps")
 
 
@@ -27,8 +36,11 @@ def register(subparsers) -> None:
     """Add the train and bench commands to `python -m trm_core`."""
     train = subparsers.add_parser("train", help="train a TRM", description="Train a TRM from a preset or YAML file.")
     train.add_argument("source", metavar="PRESET_OR_YAML", help="a preset name or a YAML config file")
-    train.add_argument("--out", required=True, metavar="DIR", help="run directory (metrics.jsonl, final.json, checkpoints/)")
-    train.add_argument("--resume", default=None, metavar="CKPT", help="checkpoint directory (or its checkpoint.pt)")
+    train.add_argument("--out", metavar="DIR", help="run directory (metrics.jsonl, final.json, checkpoints/); "
+                       "must be new or empty unless --resume continues it; default with --resume RUN_DIR: RUN_DIR")
+    train.add_argument("--resume", default=None, metavar="RUN_DIR_OR_CKPT",
+                       help="a run directory (its latest readable checkpoint) or a checkpoint directory / checkpoint.pt")
+    train.add_argument("--overwrite", action="store_true", help="replace the run already in --out (its run files are deleted)")
     _add_common(train)
     train.set_defaults(func=cmd_train)
 
@@ -47,12 +59,103 @@ def _overrides(args) -> list[str]:
     return list(args.overrides) + ([f"device={args.device}"] if args.device else [])
 
 
+def _warn(message: str) -> None:
+    sys.stderr.write(f"warning: {message}\n")
+
+
+def _is_inside(path: Path, parent: Path) -> bool:
+    try:
+        path.resolve().relative_to(parent.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def prepare_run_dir(out: str | None, resume: Path | None, overwrite: bool) -> Path:
+    """Check --out before any work: a new, empty or continued run directory we can write."""
+    if out is None:
+        if resume is None or resume.parent.name != "checkpoints":
+            raise UserError("train needs --out DIR (a new or empty run directory), or --resume RUN_DIR to continue a run")
+        out = str(resume.parent.parent)
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--out {out} is a file; give a directory for the run")
+    present = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+    continuing = resume is not None and _is_inside(resume, path)
+    if present and not continuing:
+        foreign = [n for n in present if n not in RUN_FILES and not n.startswith(".")]
+        if foreign:
+            raise UserError(f"--out {out} is not empty and holds files that are not a trm_core run ({', '.join(foreign[:3])}"
+                            f"{', ...' if len(foreign) > 3 else ''}): choose a new or empty directory")
+        if not overwrite:
+            raise UserError(f"--out {out} already holds a run ({', '.join(present)}): use `--resume {out}` to continue it"
+                            f" or `--overwrite` to replace it")
+        for name in present:
+            target = path / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write_probe.{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot write the run directory: {exc.strerror or exc}") from None
+    if continuing:
+        _continue_in_place(path, resume)
+    return path
+
+
+def _continue_in_place(run: Path, resume: Path) -> None:
+    """Resuming inside its own run: checkpoints newer than the resume point would outlive the new ones
+    (keep_checkpoints prunes by step), and metrics.jsonl would repeat steps; so unreadable newer
+    checkpoints are set aside as checkpoints/corrupt_step_*, readable ones refuse, and metrics
+    logged after the resume point are dropped."""
+    from trm_core.errors import write_text_atomic
+    from trm_core.train.checkpoint import load_checkpoint, run_checkpoints
+
+    step = int(load_checkpoint(resume)["step"])
+    for newer in run_checkpoints(run):
+        if newer.name <= resume.name:
+            break
+        try:
+            load_checkpoint(newer)
+        except UserError:
+            newer.rename(newer.with_name(f"corrupt_{newer.name}"))
+            continue
+        raise UserError(f"--resume {resume} is older than {newer}, the run's latest checkpoint: resume from the run"
+                        f" (`--resume {run}`) or branch into a new directory with --out NEW_DIR")
+    metrics = run / "metrics.jsonl"
+    if metrics.exists():
+        kept = [line for line in metrics.read_text().splitlines(keepends=True) if _step_of(line) <= step]
+        write_text_atomic(metrics, "".join(kept))
+
+
+def _step_of(line: str) -> float:
+    try:
+        return float(json.loads(line).get("step", 0))
+    except (ValueError, AttributeError):
+        return float("inf")  # a torn last line (the run was killed mid-write) goes too
+
+
 def cmd_train(args) -> int:
     from trm_core.config import load_config
+    from trm_core.train.checkpoint import load_checkpoint, resolve_resume
     from trm_core.train.loop import train
+    from trm_core.train.signals import Stopped, StopSignals
 
     cfg = load_config(args.source, _overrides(args))
-    final = train(cfg, out_dir=args.out, resume_from=args.resume, progress=True)
+    resume = None
+    if args.resume is not None:
+        resume = resolve_resume(args.resume, warn=_warn)
+        load_checkpoint(resume)  # a missing or unreadable checkpoint fails here, before any work
+        resume = resume if resume.is_dir() else resume.parent
+    out = prepare_run_dir(args.out, resume, args.overwrite)
+    try:
+        with StopSignals():
+            final = train(cfg, out_dir=out, resume_from=resume, progress=True)
+    except Stopped as stop:
+        sys.stderr.write(f"\n{stop}; continue with the same command and --resume {out}\n")
+        return 130
     keys = ["step", "eval/exact_acc", "eval/cell_acc", "eval/halted_exact_acc", "eval/avg_steps", "time/elapsed_s"]
     print(json.dumps({k: final[k] for k in keys if k in final}))
     return 0

@@ -27,7 +27,10 @@ def evaluate_checkpoint(path: str | os.PathLike, overrides: Sequence[str] = (), 
     if limit < 0:
         raise UserError(f"--limit must be >= 0 (0: the whole split), but got {limit}")
     data = load_checkpoint(path)
-    cfg = from_dict(data["config"])
+    try:
+        cfg = from_dict(data["config"])
+    except UserError as exc:
+        raise UserError(f"checkpoint {path} holds a config this trainer cannot read: {exc}") from None
     for text in overrides:
         key, value = parse_override(text)
         set_value(cfg, key, value, source="--set")
@@ -40,10 +43,10 @@ def evaluate_checkpoint(path: str | os.PathLike, overrides: Sequence[str] = (), 
     eval_set: EvalSet = d.eval_set.subset(limit, derive_seed(cfg.data.data_seed, "eval_subset"))
     meta = d.dataset.meta
     model = build_model(cfg, meta["vocab_size"], meta["seq_len"], int(meta.get("n_puzzle_ids", 1)))
-    weights = data["ema"]["model"] if data.get("ema") else data["model"]
     try:
+        weights = data["ema"]["model"] if data.get("ema") else data["model"]
         model.load_state_dict(weights)
-    except RuntimeError as exc:
+    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UserError(f"checkpoint {path} does not match this config: {describe(exc)}") from None
     model.to(device)
     model.forward_dtype = forward_dtype(device, cfg.train.dtype, cfg.train.precision)

@@ -23,10 +23,11 @@ import yaml
 from tqdm import tqdm
 
 from trm_core.config import TRMConfig, from_dict, to_dict, validate
-from trm_core.errors import UserError, write_text_atomic
+from trm_core.errors import TrainingDiverged, UserError, write_text_atomic
 from trm_core.model.chains import chain_diversity
 from trm_core.model.trm import Dynamics
 from trm_core.train import checkpoint as ckpt
+from trm_core.train import signals
 from trm_core.train.evaluate import evaluate
 from trm_core.train.loss import pick, supervision_loss
 from trm_core.train.optim import lr_factor, set_lr
@@ -207,7 +208,7 @@ def train(cfg: TRMConfig, report: Optional[Report] = None, *, out_dir: str | os.
         if s.step % t.log_interval == 0 or last:
             last_train = {**stats.metrics(t.batch_size), "time/elapsed_s": s.elapsed()}
             if not math.isfinite(last_train["train/loss"]):
-                raise UserError(f"training diverged at step {s.step}: loss is {last_train['train/loss']}")
+                raise TrainingDiverged(s.step, f"train/loss is {last_train['train/loss']}")
             output.log({"step": s.step, **last_train})
             bar.set_postfix(loss=f"{last_train['train/loss']:.3f}", acc=f"{last_train['train/exact_acc']:.3f}",
                             ps_s=f"{last_train['perf/puzzle_steps_per_s']:.0f}")
@@ -220,6 +221,10 @@ def train(cfg: TRMConfig, report: Optional[Report] = None, *, out_dir: str | os.
                 break
         if out_of_time:
             break
+        if signals.stop_requested():  # SIGINT/SIGTERM under the CLI: checkpoint here, then stop (train/signals.py)
+            s.sync_clock()
+            signals.save_and_stop(s.step, output.ckpt_root and (lambda: str(ckpt.save_checkpoint(
+                checkpoint_payload(s), output.ckpt_root, s.step, t.keep_checkpoints))))
     bar.close()
     if metrics is None or "final/exact_acc" not in metrics:
         metrics = output.evaluate(last_train, last=True)

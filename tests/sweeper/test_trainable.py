@@ -1,0 +1,42 @@
+"""Where a retried trial resumes from (issue 13 fault 5): the newest readable checkpoint among Tune's
+and the trainer's own; an unreadable one is skipped. Real checkpoints from the real trainer."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from sweeper.trainable import resume_point
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from trm_core.config import load_config
+    from trm_core.train import train
+
+    out = tmp_path_factory.mktemp("trial") / "trainer"
+    cfg = load_config("sudoku4_tiny", ["data.n_train=100", "data.n_test=16", "model.hidden_size=32", "train.batch_size=8",
+                                       "train.steps=4", "train.eval_interval=2", "train.log_interval=2",
+                                       "recursion.n_supervision=2", "train.cpu_threads=1", "train.eval_max_puzzles=8",
+                                       "device=cpu"])
+    train(cfg, out_dir=out)
+    return out
+
+
+def test_newest_readable_checkpoint_wins(run_dir, tmp_path):
+    tune_ckpt = tmp_path / "checkpoint_000000"
+    shutil.copytree(run_dir / "checkpoints" / "step_00000002", tune_ckpt)  # Tune's copy lags behind
+    assert resume_point(str(tune_ckpt), str(run_dir)).endswith("step_00000004")
+    assert resume_point(None, str(tmp_path / "no_run")) is None
+
+
+def test_corrupt_checkpoints_are_skipped(run_dir, tmp_path, caplog):
+    own = tmp_path / "trainer"
+    shutil.copytree(run_dir, own)
+    (own / "checkpoints" / "step_00000004" / "checkpoint.pt").write_bytes(b"truncated")
+    tune_ckpt = tmp_path / "checkpoint_000001"
+    shutil.copytree(run_dir / "checkpoints" / "step_00000004", tune_ckpt)
+    (tune_ckpt / "checkpoint.pt").write_bytes(b"\x00" * 10)
+    assert resume_point(str(tune_ckpt), str(own)).endswith("step_00000002")  # the previous, readable one
+    assert "skipping Tune's checkpoint" in caplog.text and "cannot be read" in caplog.text

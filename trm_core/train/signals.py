@@ -1,0 +1,65 @@
+"""Stop on SIGINT/SIGTERM with a checkpoint: a preempted or Ctrl-C'd run resumes where it stopped.
+
+The command line wraps training in `StopSignals()`; the first SIGINT or SIGTERM only sets a flag,
+the training loop sees it after the current step (`stop_requested()`), writes a checkpoint there
+and raises `Stopped` (a KeyboardInterrupt, exit code 130). A second signal acts at once, as usual.
+Library callers (the sweeper's Ray trials) install nothing, so the flag never changes for them.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any, Callable
+
+_requested: list[int] = []
+
+
+class Stopped(KeyboardInterrupt):
+    """Training stopped on a signal after saving a checkpoint (or without one when there is no run dir)."""
+
+    def __init__(self, step: int, checkpoint: str | None, signame: str):
+        self.step, self.checkpoint, self.signame = step, checkpoint, signame
+        where = f"checkpoint saved to {checkpoint}" if checkpoint else "no run directory, nothing saved"
+        super().__init__(f"stopped by {signame} at step {step}: {where}")
+
+
+def stop_requested() -> bool:
+    return bool(_requested)
+
+
+class StopSignals:
+    """`with StopSignals():` turns the first SIGINT/SIGTERM into a stop request (main thread only)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:
+        _requested.append(signum)
+        self._restore()  # a second signal takes the default path (KeyboardInterrupt / termination)
+
+    def _restore(self) -> None:
+        for signum, handler in self._old.items():
+            signal.signal(signum, handler)
+        self._old.clear()
+
+    def __enter__(self) -> "StopSignals":
+        _requested.clear()
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self._old[signum] = signal.getsignal(signum)
+                signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._restore()
+        _requested.clear()
+
+
+def save_and_stop(step: int, save: Callable[[], str] | None) -> None:
+    """Called by the loop when a stop was requested: checkpoint (`save`, when the run has a place for
+    checkpoints), then raise Stopped."""
+    signame = signal.Signals(_requested[0]).name if _requested else "signal"
+    raise Stopped(step, save() if save else None, signame)
