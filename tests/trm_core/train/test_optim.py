@@ -87,3 +87,43 @@ def test_every_recipe_covers_every_parameter_once(name):
 def test_unknown_recipe():
     with pytest.raises(ConfigError, match="did you mean 'adamw'"):
         OPTIMIZERS.get("adamww")
+
+
+def test_muon_gets_exactly_the_2d_hidden_matrices():
+    """SIC's split: Muon on the blocks' 2-D weight matrices only; embeddings, heads, gains, biases,
+    prefix/register with AdamW; every parameter in exactly one group."""
+    cfg = load_config("sudoku6_wta")
+    model = build_model(cfg)
+    opt = OPTIMIZERS.get("muon_adamw")(model, cfg.optim)
+    muon, adam = opt.optimizers[0], opt.optimizers[1]
+    assert isinstance(muon, torch.optim.Muon) and isinstance(adam, torch.optim.AdamW)
+    in_muon = {id(p) for g in muon.param_groups for p in g["params"]}
+    hidden = {id(p) for p in model.param_groups()["hidden"]}
+    assert in_muon == hidden and all(p.ndim == 2 for g in muon.param_groups for p in g["params"])
+    others = {name for name, params in model.param_groups().items() if name != "hidden"}
+    assert others >= {"embed", "head"}
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert not any("embed" in names[i] or "head" in names[i] for i in in_muon)
+    assert all(p.ndim != 2 or id(p) not in hidden for g in adam.param_groups for p in g["params"])
+    ids = [id(p) for o in opt.optimizers for g in o.param_groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())
+    assert (muon.defaults["lr"], muon.defaults["momentum"], muon.defaults["ns_steps"]) == (0.02, 0.6, 3)
+    assert muon.defaults["nesterov"] is True and muon.defaults["weight_decay"] == 0.005
+
+
+def test_muon_lr_is_scaled_by_sqrt_of_out_over_in():
+    """lr x sqrt(max(1, out/in)): an (8, 2) matrix moves twice as far as its (2, 8) transpose
+    given the transposed gradient (the orthogonalised update of G^T is the transpose of G's)."""
+    cfg = load_config("sudoku6_wta")
+    recipe_muon = OPTIMIZERS.get("muon_adamw")(build_model(cfg), cfg.optim).optimizers[0]
+    settings = {k: recipe_muon.defaults[k] for k in ("lr", "momentum", "nesterov", "ns_steps", "adjust_lr_fn")}
+    torch.manual_seed(0)
+    tall = torch.nn.Parameter(torch.randn(8, 2))
+    wide = torch.nn.Parameter(tall.detach().t().clone())
+    grad = torch.randn(8, 2)
+    tall.grad, wide.grad = grad.clone(), grad.t().clone()
+    before_tall, before_wide = tall.detach().clone(), wide.detach().clone()
+    torch.optim.Muon([tall, wide], weight_decay=0.0, **settings).step()
+    d_tall, d_wide = tall.detach() - before_tall, wide.detach() - before_wide
+    assert d_tall.abs().max() > 0
+    assert torch.allclose(d_tall, 2.0 * d_wide.t(), rtol=1e-4, atol=1e-6)
