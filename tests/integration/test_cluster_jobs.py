@@ -1,0 +1,215 @@
+"""`python -m sweeper submit` on a real two-node Ray cluster on loopback (clusters/README.md).
+
+The module starts `ray start --head --block` and a second node joined with `ray start --address
+--block`, both on 127.0.0.1, each with 1 CPU and its own custom resource, token authentication on
+with a token made for the test (RAY_AUTH_TOKEN), every port chosen free. Each `ray start --block`
+runs in its own process group, which the fixture kills (TERM, then KILL) even when a test fails.
+The sweep: search_spaces/quickstart.yaml shrunk with --set to 2 trials of 20 steps, submitted from
+a working directory holding only the spec, so relative storage and aim.repo must reach the job as
+absolute paths under that directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from sweeper.aim_log import query_runs
+from sweeper.results import read_table
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+RAY = str(Path(sys.executable).parent / "ray")
+SHRINK = ["search.num_samples=2", "train.steps=20", "train.eval_interval=10", "train.log_interval=10",
+          "scheduler.grace_period=10", "data.n_train=64", "data.n_test=32", "optim.warmup_steps=2",
+          "train.cpu_threads=1", "time_budget_s=300"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def node_ports() -> list[str]:
+    """Every port a node opens, chosen free, so two nodes on one machine (and other Rays) never clash."""
+    names = ("--node-manager-port", "--object-manager-port", "--dashboard-agent-grpc-port",
+             "--dashboard-agent-listen-port", "--metrics-export-port", "--runtime-env-agent-port")
+    return [f"{name}={free_port()}" for name in names]
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """TERM the process group of a `ray start --block`, KILL it if it lingers."""
+    if proc.poll() is None or _group_alive(proc.pid):
+        with _ignore(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.time() + 15
+        while time.time() < deadline and _group_alive(proc.pid):
+            time.sleep(0.3)
+        with _ignore(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    with _ignore(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+class _ignore:
+    def __init__(self, *exc):
+        self.exc = exc
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        return kind is not None and issubclass(kind, self.exc)
+
+
+def wait_for(what: str, check, timeout_s: float, procs) -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        for p in procs:
+            if p.poll() is not None:
+                raise RuntimeError(f"{what}: `ray start` exited with {p.returncode}")
+        with _ignore(requests.RequestException):
+            if check():
+                return
+        time.sleep(0.5)
+    raise TimeoutError(f"{what}: not ready after {timeout_s:.0f}s")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    token = secrets.token_hex(16)
+    # One temp dir per node (short: Ray's socket paths must fit 107 bytes). Shared, the nodes would share
+    # runtime_resources/, and the second node unpacking the job's working_dir would replace the driver's cwd.
+    temps = [tempfile.mkdtemp(prefix="rayc", dir="/tmp") for _ in range(2)]
+    logs = tmp_path_factory.mktemp("cluster_logs")
+    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token, RAY_USAGE_STATS_ENABLED="0",
+               PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
+               PATH=os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", ""))))
+    gcs, dash = free_port(), free_port()
+    url = f"http://127.0.0.1:{dash}"
+    headers = {"Authorization": f"Bearer {token}"}
+    procs: list[subprocess.Popen] = []
+
+    def start(name: str, args: list[str]) -> None:
+        out = open(logs / f"{name}.log", "w")
+        procs.append(subprocess.Popen([RAY, "start", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1",
+                                       "--num-gpus=0", "--disable-usage-stats", *node_ports(), *args],
+                                      env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
+
+    def alive_nodes() -> list[dict]:
+        r = requests.get(f"{url}/api/v0/nodes?limit=100", headers=headers, timeout=5)
+        return [n for n in r.json()["data"]["result"]["result"] if n["state"] == "ALIVE"] if r.ok else []
+
+    t0 = time.time()
+    try:
+        start("head", ["--head", f"--port={gcs}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+                       f"--ray-client-server-port={free_port()}", f"--temp-dir={temps[0]}", '--resources={"node_head": 1}'])
+        wait_for("head node", lambda: len(alive_nodes()) == 1, 90, procs)
+        start("worker", [f"--address=127.0.0.1:{gcs}", f"--temp-dir={temps[1]}", '--resources={"node_b": 1}'])
+        wait_for("second node", lambda: len(alive_nodes()) == 2, 90, procs)
+        nodes = alive_nodes()
+        yield {"url": url, "token": token, "env": env, "headers": headers, "logs": logs, "start_s": time.time() - t0,
+               "nodes": {n["node_id"]: n for n in nodes}}
+    finally:
+        for p in reversed(procs):  # the worker node first
+            stop_group(p)
+        for temp in temps:
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def sweeper(args: list[str], cwd: Path, env: dict, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sweeper", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def submitted(cluster, tmp_path_factory):
+    work = tmp_path_factory.mktemp("work")
+    shutil.copy(ROOT / "search_spaces" / "quickstart.yaml", work / "quickstart.yaml")
+    t0 = time.time()
+    r = sweeper(["submit", "quickstart.yaml", "--address", cluster["url"], "--set", *SHRINK], work, cluster["env"])
+    return {"work": work, "r": r, "wall_s": time.time() - t0, "sweep": work / "runs" / "sweeps" / "quickstart"}
+
+
+def test_job_succeeds_with_absolute_paths(cluster, submitted):
+    r = submitted["r"]
+    assert r.returncode == 0, f"stdout:\n{r.stdout[-3000:]}\nstderr:\n{r.stderr[-3000:]}"
+    assert "job raysubmit_" in r.stdout and "SUCCEEDED" in r.stdout
+    assert cluster["token"] not in r.stdout + r.stderr
+    work = submitted["work"]
+    assert f"storage={work}/runs/sweeps" in r.stdout and f"aim.repo={work}/runs/aim" in r.stdout
+    record = json.loads((submitted["sweep"] / "sweep.json").read_text())
+    assert record["status"] == "finished" and record["total_trials"] == 2 and record["address"] == "auto"
+    print(f"cluster start {cluster['start_s']:.1f}s, submit to end {submitted['wall_s']:.1f}s")
+
+
+def test_trials_ran_on_both_nodes(cluster, submitted):
+    """Each trial's pid (trial_times.json) is a Ray worker; the state API says on which node it ran."""
+    times = json.loads((submitted["sweep"] / "trial_times.json").read_text())
+    pids = {t["pid"] for t in times.values() if t.get("pid")}
+    r = requests.get(f"{cluster['url']}/api/v0/workers?limit=1000&detail=1", headers=cluster["headers"], timeout=10)
+    workers = r.json()["data"]["result"]["result"]
+    node_of = {w["pid"]: w["node_id"] for w in workers if w.get("pid")}
+    assert pids and pids <= set(node_of), (pids, sorted(node_of))
+    assert {node_of[p] for p in pids} == set(cluster["nodes"]), "the trials did not use both nodes"
+
+
+def test_results_and_aim_runs_complete(submitted):
+    df = read_table(submitted["sweep"] / "results.csv")
+    assert len(df) == 2 and set(df["status"]) <= {"done", "stopped_early"}, df.to_dict("records")
+    runs = query_runs(submitted["work"] / "runs" / "aim", "quickstart")
+    assert len(runs) == 2
+    assert all(("exact_acc", "eval") in run["metrics"] for run in runs)
+
+
+def test_jobs_lists_and_stop_refuses_unknown(cluster, submitted):
+    r = sweeper(["jobs", "--address", cluster["url"]], submitted["work"], cluster["env"], 60)
+    assert r.returncode == 0 and "SUCCEEDED" in r.stdout and "sweeper run quickstart.yaml" in r.stdout
+    r = sweeper(["stop", "raysubmit_nope", "--address", cluster["url"]], submitted["work"], cluster["env"], 60)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no job 'raysubmit_nope'" in r.stderr
+
+
+@pytest.mark.parametrize("token", ["wrong", None])
+def test_bad_token_is_one_line(cluster, submitted, token):
+    env = {k: v for k, v in cluster["env"].items() if k not in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}
+    env["HOME"] = str(submitted["work"])  # no ~/.ray/auth_token either
+    if token:
+        env["RAY_AUTH_TOKEN"] = token
+    else:
+        env.pop("RAY_AUTH_MODE")
+    r = sweeper(["submit", "quickstart.yaml", "--address", cluster["url"]], submitted["work"], env, 60)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert ("refused the token" if token else "requires a token") in r.stderr
+    assert cluster["token"] not in r.stdout + r.stderr
+
+
+def test_unwritable_storage_is_one_line(cluster, submitted):
+    """The job's own preflight refuses a storage path the head cannot write; submit exits 2 with its line."""
+    blocker = submitted["work"] / "a_file"
+    blocker.write_text("")
+    r = sweeper(["submit", "quickstart.yaml", "--address", cluster["url"], "--set", *SHRINK,
+                 f"storage={blocker}/sweeps"], submitted["work"], cluster["env"], 120)
+    assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
+    assert r.stderr.startswith("error: storage:") and r.stderr.count("\n") == 1, r.stderr
