@@ -1,12 +1,12 @@
 """`python -m sweeper submit` on a real two-node Ray cluster on loopback (clusters/README.md).
 
 The module starts `ray start --head --block` and a second node joined with `ray start --address
---block`, both on 127.0.0.1, each with 1 CPU and its own custom resource, token authentication on
-with a token made for the test (RAY_AUTH_TOKEN), every port chosen free. Each `ray start --block`
-runs in its own process group, which the fixture kills (TERM, then KILL) even when a test fails.
-The sweep: search_spaces/quickstart.yaml shrunk with --set to 2 trials of 20 steps, submitted from
-a working directory holding only the spec, so relative storage and aim.repo must reach the job as
-absolute paths under that directory.
+--block`, both on 127.0.0.1, each with the CPUs and the custom resource clusters/local-2node.yaml
+gives it, token authentication on with a token made for the test (RAY_AUTH_TOKEN), every port
+chosen free. Each `ray start --block` runs in its own process group, which the fixture kills (TERM,
+then KILL) even when a test fails. The sweep: search_spaces/quickstart.yaml shrunk with --set to 2
+trials of 20 steps, submitted from a working directory holding only the spec, so relative storage
+and aim.repo must reach the job as absolute paths under that directory.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 from sweeper.aim_log import query_runs
 from sweeper.results import read_table
@@ -32,6 +33,7 @@ from sweeper.results import read_table
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
+LAYOUT = yaml.safe_load((ROOT / "clusters" / "local-2node.yaml").read_text())  # nodes, resources, host
 RAY = str(Path(sys.executable).parent / "ray")
 SHRINK = ["search.num_samples=2", "train.steps=20", "train.eval_interval=10", "train.log_interval=10",
           "scheduler.grace_period=10", "data.n_train=64", "data.n_test=32", "optim.warmup_steps=2",
@@ -104,7 +106,7 @@ def cluster(tmp_path_factory):
     # runtime_resources/, and the second node unpacking the job's working_dir would replace the driver's cwd.
     temps = [tempfile.mkdtemp(prefix="rayc", dir="/tmp") for _ in range(2)]
     logs = tmp_path_factory.mktemp("cluster_logs")
-    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token, RAY_USAGE_STATS_ENABLED="0",
+    env = dict(os.environ, RAY_AUTH_MODE=LAYOUT["auth_mode"], RAY_AUTH_TOKEN=token, RAY_USAGE_STATS_ENABLED="0",
                PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
                PATH=os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", ""))))
     gcs, dash = free_port(), free_port()
@@ -113,9 +115,12 @@ def cluster(tmp_path_factory):
     procs: list[subprocess.Popen] = []
 
     def start(name: str, args: list[str]) -> None:
+        node = LAYOUT["nodes"][name]
         out = open(logs / f"{name}.log", "w")
-        procs.append(subprocess.Popen([RAY, "start", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1",
-                                       "--num-gpus=0", "--disable-usage-stats", *node_ports(), *args],
+        procs.append(subprocess.Popen([RAY, "start", "--block", f"--node-ip-address={LAYOUT['host']}",
+                                       f"--num-cpus={node['num_cpus']}", f"--num-gpus={node['num_gpus']}",
+                                       f"--resources={json.dumps(node['resources'])}", "--disable-usage-stats",
+                                       *node_ports(), *args],
                                       env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
 
     def alive_nodes() -> list[dict]:
@@ -125,9 +130,9 @@ def cluster(tmp_path_factory):
     t0 = time.time()
     try:
         start("head", ["--head", f"--port={gcs}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-                       f"--ray-client-server-port={free_port()}", f"--temp-dir={temps[0]}", '--resources={"node_head": 1}'])
+                       f"--ray-client-server-port={free_port()}", f"--temp-dir={temps[0]}"])
         wait_for("head node", lambda: len(alive_nodes()) == 1, 90, procs)
-        start("worker", [f"--address=127.0.0.1:{gcs}", f"--temp-dir={temps[1]}", '--resources={"node_b": 1}'])
+        start("worker", [f"--address=127.0.0.1:{gcs}", f"--temp-dir={temps[1]}"])
         wait_for("second node", lambda: len(alive_nodes()) == 2, 90, procs)
         nodes = alive_nodes()
         yield {"url": url, "token": token, "env": env, "headers": headers, "logs": logs, "start_s": time.time() - t0,
