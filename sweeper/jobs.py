@@ -27,7 +27,7 @@ from trm_core.errors import UserError
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 # Anchored at the working directory's root: `data` alone would also drop trm_core/data.
-EXCLUDES = ["/data/", "/runs/", "/.venv/", "/.git/", "__pycache__/", "*.egg-info/", ".pytest_cache/"]
+EXCLUDES = ["/data", "/runs", "/.venv", "/.git", "__pycache__", "*.egg-info", ".pytest_cache", ".hypothesis"]
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 CONNECT_TIMEOUT_S = 10.0
 TOKEN_SOURCES = "RAY_AUTH_TOKEN, the file named by RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token"
