@@ -81,10 +81,11 @@ def connect(address: str | None):
     """A JobSubmissionClient for `address`, after the address, reachability and token checks."""
     url = job_address(address)
     check_reachable(url)
-    for name in ("ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk", "ray._private.runtime_env.packaging"):
-        logging.getLogger(name).setLevel(logging.WARNING)  # their INFO lines (upload, websocket closed) are noise
     from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
+
+    for name in ("ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk", "ray._private.runtime_env.packaging"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # after the import, which configures Ray's logging
 
     try:
         return JobSubmissionClient(url, headers=auth_headers())

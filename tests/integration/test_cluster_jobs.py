@@ -5,12 +5,15 @@ The module starts `ray start --head --block` and a second node joined with `ray 
 gives it, token authentication on with a token made for the test (RAY_AUTH_TOKEN), every port
 chosen free. Each `ray start --block` runs in its own process group, which the fixture kills (TERM,
 then KILL) even when a test fails. The sweep: search_spaces/quickstart.yaml shrunk with --set to 2
-trials of 20 steps, submitted from a working directory holding only the spec, so relative storage
-and aim.repo must reach the job as absolute paths under that directory.
+trials of 40 steps, submitted from a working directory holding only the spec, so relative storage
+and aim.repo must reach the job as absolute paths under that directory. One trial starts on each
+node; the second node is stopped after its trial's first checkpoint, and that trial must finish on
+the head from the checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -35,8 +38,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 LAYOUT = yaml.safe_load((ROOT / "clusters" / "local-2node.yaml").read_text())  # nodes, resources, host
 RAY = str(Path(sys.executable).parent / "ray")
-SHRINK = ["search.num_samples=2", "train.steps=20", "train.eval_interval=10", "train.log_interval=10",
-          "scheduler.grace_period=10", "data.n_train=64", "data.n_test=32", "optim.warmup_steps=2",
+SHRINK = ["search.num_samples=2", "train.steps=40", "train.eval_interval=10", "train.log_interval=10",
+          "scheduler=none", "data.n_train=64", "data.n_test=32", "optim.warmup_steps=2",
           "train.cpu_threads=1", "time_budget_s=300"]
 
 
@@ -56,14 +59,14 @@ def node_ports() -> list[str]:
 def stop_group(proc: subprocess.Popen) -> None:
     """TERM the process group of a `ray start --block`, KILL it if it lingers."""
     if proc.poll() is None or _group_alive(proc.pid):
-        with _ignore(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.time() + 15
         while time.time() < deadline and _group_alive(proc.pid):
             time.sleep(0.3)
-        with _ignore(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-    with _ignore(subprocess.TimeoutExpired):
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=5)
 
 
@@ -75,24 +78,13 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
-class _ignore:
-    def __init__(self, *exc):
-        self.exc = exc
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, value, tb):
-        return kind is not None and issubclass(kind, self.exc)
-
-
 def wait_for(what: str, check, timeout_s: float, procs) -> None:
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         for p in procs:
             if p.poll() is not None:
                 raise RuntimeError(f"{what}: `ray start` exited with {p.returncode}")
-        with _ignore(requests.RequestException):
+        with contextlib.suppress(requests.RequestException):
             if check():
                 return
         time.sleep(0.5)
@@ -136,7 +128,8 @@ def cluster(tmp_path_factory):
         wait_for("second node", lambda: len(alive_nodes()) == 2, 90, procs)
         nodes = alive_nodes()
         yield {"url": url, "token": token, "env": env, "headers": headers, "logs": logs, "start_s": time.time() - t0,
-               "nodes": {n["node_id"]: n for n in nodes}}
+               "nodes": {n["node_id"]: n for n in nodes}, "worker_proc": procs[1],
+               "worker_node": next(n["node_id"] for n in nodes if not n["is_head_node"])}
     finally:
         for p in reversed(procs):  # the worker node first
             stop_group(p)
@@ -149,13 +142,49 @@ def sweeper(args: list[str], cwd: Path, env: dict, timeout: float = 240) -> subp
                           text=True, timeout=timeout)
 
 
+def node_of_pids(cluster) -> dict[int, str]:
+    """pid -> node id of the cluster's worker processes (Ray's state API)."""
+    r = requests.get(f"{cluster['url']}/api/v0/workers?limit=1000&detail=1", headers=cluster["headers"], timeout=10)
+    return {w["pid"]: w["node_id"] for w in r.json()["data"]["result"]["result"] if w.get("pid")}
+
+
+def stop_second_node_after_a_checkpoint(cluster, sweep: Path, submit: subprocess.Popen) -> dict:
+    """Once the trial on the second node has reported step >= 10 (a checkpoint), stop that node."""
+    deadline = time.time() + 300
+    while time.time() < deadline and submit.poll() is None:
+        try:
+            times = json.loads((sweep / "trial_times.json").read_text())
+        except (OSError, ValueError):
+            times = {}
+        for tid, t in times.items():
+            if (t.get("last_step") or 0) >= 10 and t.get("pid"):
+                with contextlib.suppress(requests.RequestException, KeyError, ValueError):
+                    if node_of_pids(cluster).get(t["pid"]) == cluster["worker_node"]:
+                        stop_group(cluster["worker_proc"])
+                        return {"trial": tid, "pid": t["pid"], "step": t["last_step"]}
+        time.sleep(0.2)
+    return {}
+
+
 @pytest.fixture(scope="module")
 def submitted(cluster, tmp_path_factory):
+    """The sweep's 2 trials start one per node; the second node is stopped once its trial has a
+    checkpoint, and Tune retries that trial on the head (failure.max_retries: 1 in quickstart.yaml)."""
     work = tmp_path_factory.mktemp("work")
     shutil.copy(ROOT / "search_spaces" / "quickstart.yaml", work / "quickstart.yaml")
+    sweep = work / "runs" / "sweeps" / "quickstart"
     t0 = time.time()
-    r = sweeper(["submit", "quickstart.yaml", "--address", cluster["url"], "--set", *SHRINK], work, cluster["env"])
-    return {"work": work, "r": r, "wall_s": time.time() - t0, "sweep": work / "runs" / "sweeps" / "quickstart"}
+    proc = subprocess.Popen([sys.executable, "-m", "sweeper", "submit", "quickstart.yaml", "--address", cluster["url"],
+                             "--set", *SHRINK], cwd=work, env=cluster["env"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        killed = stop_second_node_after_a_checkpoint(cluster, sweep, proc)
+        out, err = proc.communicate(timeout=400)
+    finally:
+        if proc.poll() is None:
+            stop_group(proc)
+    r = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    return {"work": work, "r": r, "wall_s": time.time() - t0, "sweep": sweep, "killed": killed}
 
 
 def test_job_succeeds_with_absolute_paths(cluster, submitted):
@@ -170,20 +199,31 @@ def test_job_succeeds_with_absolute_paths(cluster, submitted):
     print(f"cluster start {cluster['start_s']:.1f}s, submit to end {submitted['wall_s']:.1f}s")
 
 
-def test_trials_ran_on_both_nodes(cluster, submitted):
-    """Each trial's pid (trial_times.json) is a Ray worker; the state API says on which node it ran."""
-    times = json.loads((submitted["sweep"] / "trial_times.json").read_text())
-    pids = {t["pid"] for t in times.values() if t.get("pid")}
-    r = requests.get(f"{cluster['url']}/api/v0/workers?limit=1000&detail=1", headers=cluster["headers"], timeout=10)
-    workers = r.json()["data"]["result"]["result"]
-    node_of = {w["pid"]: w["node_id"] for w in workers if w.get("pid")}
-    assert pids and pids <= set(node_of), (pids, sorted(node_of))
-    assert {node_of[p] for p in pids} == set(cluster["nodes"]), "the trials did not use both nodes"
+def test_trials_ran_on_both_nodes_and_the_stopped_one_moved(cluster, submitted):
+    """The trial on the stopped node (seen there by Ray's state API while it ran) went on on the head
+    from its checkpoint: a new worker whose first report is past step 10, no step reported twice."""
+    killed = submitted["killed"]
+    assert killed, "no trial reached a checkpoint on the second node before the sweep ended"
+    head_pids = {pid for pid, node in node_of_pids(cluster).items() if node != cluster["worker_node"]}
+    tune_dir = submitted["sweep"] / "tune"
+    rows = {d.name.removeprefix("trial_"): [json.loads(line) for line in (d / "result.json").read_text().splitlines()]
+            for d in tune_dir.glob("trial_*")}
+    assert len(rows) == 2
+    other = next(tid for tid in rows if tid != killed["trial"])
+    assert {r["pid"] for r in rows[other]} <= head_pids  # the other trial ran on the head
+    moved = rows[killed["trial"]]
+    steps = [r["step"] for r in moved]
+    assert steps == sorted(set(steps)) and steps[-1] == 40, steps
+    new_worker = [r for r in moved if r["pid"] != killed["pid"]]
+    assert new_worker and {r["pid"] for r in new_worker} <= head_pids, moved
+    assert new_worker[0]["iterations_since_restore"] == 1 and new_worker[0]["step"] > 10, moved
+    table = read_table(submitted["sweep"] / "results.csv").set_index("trial_id")
+    assert table.loc[killed["trial"], "retries"] == 1 and table.loc[killed["trial"], "step"] == 40
 
 
 def test_results_and_aim_runs_complete(submitted):
     df = read_table(submitted["sweep"] / "results.csv")
-    assert len(df) == 2 and set(df["status"]) <= {"done", "stopped_early"}, df.to_dict("records")
+    assert len(df) == 2 and set(df["status"]) == {"done"}, df.to_dict("records")
     runs = query_runs(submitted["work"] / "runs" / "aim", "quickstart")
     assert len(runs) == 2
     assert all(("exact_acc", "eval") in run["metrics"] for run in runs)
