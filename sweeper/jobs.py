@@ -17,7 +17,6 @@ import asyncio
 import logging
 import os
 import shlex
-import socket
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 EXCLUDES = ["/data", "/runs", "/.venv", "/.git", "__pycache__", "*.egg-info", ".pytest_cache", ".hypothesis"]
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 CONNECT_TIMEOUT_S = 10.0
+ANSWER_TIMEOUT_S = 15.0  # with the connection: an unreachable address is refused within 30 s
 TOKEN_SOURCES = "RAY_AUTH_TOKEN, the file named by RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token"
 
 
@@ -48,17 +48,28 @@ def job_address(address: str | None) -> str:
     return url.rstrip("/")
 
 
-def check_reachable(url: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
-    """A TCP connection to the job server within `timeout_s`, or a one-line error."""
+def check_reachable(url: str, connect_s: float = CONNECT_TIMEOUT_S, answer_s: float = ANSWER_TIMEOUT_S) -> None:
+    """The job server accepts a connection within `connect_s` and answers within `answer_s` (the SDK
+    itself waits forever on a server that accepts and never answers), or a one-line error."""
+    import requests
+
     parts = urlsplit(url)
     try:
-        with socket.create_connection((parts.hostname, parts.port), timeout=timeout_s):
-            pass
-    except OSError as exc:
-        reason = "timed out" if isinstance(exc, socket.timeout) else (exc.strerror or str(exc))
-        raise UserError(f"--address {url}: no Ray job server answers at {parts.hostname}:{parts.port} ({reason});"
-                        f" start a cluster with `ray start --head --dashboard-host=127.0.0.1` (its job server"
-                        f" listens on port 8265) or give its http://HOST:PORT") from None
+        r = requests.get(f"{url}/api/version", timeout=(connect_s, answer_s))
+    except requests.exceptions.ConnectTimeout:
+        reason = f"no connection within {connect_s:g}s"
+    except requests.exceptions.ReadTimeout:
+        reason = f"it accepted a connection but did not answer within {answer_s:g}s"
+    except requests.exceptions.RequestException as exc:
+        inner = exc.args[0] if exc.args else exc
+        reason = str(getattr(inner, "reason", inner)).split(": ")[-1] or type(exc).__name__
+    else:
+        if r.status_code in (401, 403) or (r.ok and "ray_version" in r.text):  # Ray's, with or without a token
+            return
+        reason = f"something answers there, but not Ray's job API: HTTP {r.status_code} for /api/version"
+    raise UserError(f"--address {url}: no Ray job server answers at {parts.hostname}:{parts.port} ({reason});"
+                    f" start a cluster with `ray start --head --dashboard-host=127.0.0.1` (its job server"
+                    f" listens on port 8265) or give its http://HOST:PORT")
 
 
 def auth_headers() -> dict[str, str]:

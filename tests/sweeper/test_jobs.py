@@ -78,3 +78,37 @@ def test_unreachable_address_and_url_storage_are_one_line(capsys):
     assert run_cli(main, ["submit", "search_spaces/quickstart.yaml", "--set", "storage=s3://b/sweeps"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "storage: must be a local or NFS path" in err
+
+
+def test_a_server_that_never_answers_or_is_not_ray_is_refused():
+    """The SDK would wait forever on a port that accepts and never answers; check_reachable does not."""
+    import socket
+    import threading
+    import time
+
+    from sweeper.jobs import check_reachable
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)  # accepts connections (the kernel does), never answers
+    other = socket.socket()
+    other.bind(("127.0.0.1", 0))
+    other.listen(4)
+
+    def not_ray():
+        conn, _ = other.accept()
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        conn.close()
+
+    threading.Thread(target=not_ray, daemon=True).start()
+    try:
+        t0 = time.time()
+        with pytest.raises(UserError, match="did not answer within 1s"):
+            check_reachable(f"http://127.0.0.1:{silent.getsockname()[1]}", connect_s=1, answer_s=1)
+        assert time.time() - t0 < 10
+        with pytest.raises(UserError, match="not Ray's job API: HTTP 404"):
+            check_reachable(f"http://127.0.0.1:{other.getsockname()[1]}", connect_s=1, answer_s=5)
+    finally:
+        silent.close()
+        other.close()
