@@ -28,6 +28,7 @@ DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 # Anchored at the working directory's root: `data` alone would also drop trm_core/data.
 EXCLUDES = ["/data", "/runs", "/.venv", "/.git", "__pycache__", "*.egg-info", ".pytest_cache", ".hypothesis"]
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+STOP_WAIT_S = 60
 CONNECT_TIMEOUT_S = 10.0
 ANSWER_TIMEOUT_S = 15.0  # with the connection: an unreachable address is refused within 30 s
 TOKEN_SOURCES = "RAY_AUTH_TOKEN, the file named by RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token"
@@ -144,7 +145,10 @@ def cmd_submit(args) -> int:
     client = connect(args.address)
     command = entrypoint(spec_rel, list(args.sets), spec.storage, spec.aim_repo, extra)
     runtime_env = {"working_dir": str(workdir), "excludes": EXCLUDES,
-                   "env_vars": {"RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}}
+                   "env_vars": {"RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1",
+                                # `stop` sends SIGTERM, then SIGKILL after this: time for the sweep to stop
+                                # its trials and record `interrupted` (Ray's default is 3 s)
+                                "RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_S)}}
     job_id = client.submit_job(entrypoint=command, runtime_env=runtime_env,
                                metadata={"sweep": spec.name, "spec": spec_rel})
     print(f"job {job_id} submitted to {client.get_address()}: {command}", flush=True)

@@ -5,7 +5,7 @@ The module starts `ray start --head --block` and a second node joined with `ray 
 gives it, token authentication on with a token made for the test (RAY_AUTH_TOKEN), every port
 chosen free. Each `ray start --block` runs in its own process group, which the fixture kills (TERM,
 then KILL) even when a test fails. The sweep: search_spaces/quickstart.yaml shrunk with --set to 2
-trials of 40 steps, submitted from a working directory holding only the spec, so relative storage
+trials of 200 steps, submitted from a working directory holding only the spec, so relative storage
 and aim.repo must reach the job as absolute paths under that directory. One trial starts on each
 node; the second node is stopped after its trial's first checkpoint, and that trial must finish on
 the head from the checkpoint.
@@ -38,7 +38,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 LAYOUT = yaml.safe_load((ROOT / "clusters" / "local-2node.yaml").read_text())  # nodes, resources, host
 RAY = str(Path(sys.executable).parent / "ray")
-SHRINK = ["search.num_samples=2", "train.steps=40", "train.eval_interval=10", "train.log_interval=10",
+# 200 steps (about 15 s of training here): long enough that the second node's worker is up before the
+# head's trial ends, else Tune reuses the head's actor for both trials.
+STEPS = 200
+SHRINK = ["search.num_samples=2", f"train.steps={STEPS}", "train.eval_interval=10", "train.log_interval=10",
           "scheduler=none", "data.n_train=64", "data.n_test=32", "optim.warmup_steps=2",
           "train.cpu_threads=1", "time_budget_s=300"]
 
@@ -157,7 +160,7 @@ def stop_second_node_after_a_checkpoint(cluster, sweep: Path, submit: subprocess
         except (OSError, ValueError):
             times = {}
         for tid, t in times.items():
-            if (t.get("last_step") or 0) >= 10 and t.get("pid"):
+            if 10 <= (t.get("last_step") or 0) < STEPS and t.get("pid"):
                 with contextlib.suppress(requests.RequestException, KeyError, ValueError):
                     if node_of_pids(cluster).get(t["pid"]) == cluster["worker_node"]:
                         stop_group(cluster["worker_proc"])
@@ -203,7 +206,8 @@ def test_trials_ran_on_both_nodes_and_the_stopped_one_moved(cluster, submitted):
     """The trial on the stopped node (seen there by Ray's state API while it ran) went on on the head
     from its checkpoint: a new worker whose first report is past step 10, no step reported twice."""
     killed = submitted["killed"]
-    assert killed, "no trial reached a checkpoint on the second node before the sweep ended"
+    assert killed, ("no trial reached a checkpoint on the second node before the sweep ended: "
+                    + (submitted["sweep"] / "trial_times.json").read_text())
     head_pids = {pid for pid, node in node_of_pids(cluster).items() if node != cluster["worker_node"]}
     tune_dir = submitted["sweep"] / "tune"
     rows = {d.name.removeprefix("trial_"): [json.loads(line) for line in (d / "result.json").read_text().splitlines()]
@@ -213,12 +217,12 @@ def test_trials_ran_on_both_nodes_and_the_stopped_one_moved(cluster, submitted):
     assert {r["pid"] for r in rows[other]} <= head_pids  # the other trial ran on the head
     moved = rows[killed["trial"]]
     steps = [r["step"] for r in moved]
-    assert steps == sorted(set(steps)) and steps[-1] == 40, steps
+    assert steps == sorted(set(steps)) and steps[-1] == STEPS, steps
     new_worker = [r for r in moved if r["pid"] != killed["pid"]]
     assert new_worker and {r["pid"] for r in new_worker} <= head_pids, moved
     assert new_worker[0]["iterations_since_restore"] == 1 and new_worker[0]["step"] > 10, moved
     table = read_table(submitted["sweep"] / "results.csv").set_index("trial_id")
-    assert table.loc[killed["trial"], "retries"] == 1 and table.loc[killed["trial"], "step"] == 40
+    assert table.loc[killed["trial"], "retries"] == 1 and table.loc[killed["trial"], "step"] == STEPS
 
 
 def test_results_and_aim_runs_complete(submitted):
@@ -258,3 +262,35 @@ def test_unwritable_storage_is_one_line(cluster, submitted):
                  f"storage={blocker}/sweeps"], submitted["work"], cluster["env"], 120)
     assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
     assert r.stderr.startswith("error: storage:") and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_stop_interrupts_the_sweep_cleanly(cluster, submitted):
+    """`sweeper stop JOB`: Ray sends SIGTERM to the sweep, which stops its trials and records
+    `interrupted` (resumable) before Ray's SIGKILL (RAY_JOB_STOP_WAIT_TIME_S, set by submit)."""
+    import re
+
+    work = submitted["work"]
+    r = sweeper(["submit", "quickstart.yaml", "--address", cluster["url"], "--no-wait", "--name", "stopme", "--set",
+                 *SHRINK, "train.steps=2000"], work, cluster["env"], 60)
+    assert r.returncode == 0, r.stderr
+    job = re.search(r"job (raysubmit_\w+) submitted", r.stdout).group(1)
+    times_file = work / "runs" / "sweeps" / "stopme" / "trial_times.json"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            if any((t.get("last_step") or 0) >= 10 for t in json.loads(times_file.read_text()).values()):
+                break
+        time.sleep(0.3)
+    else:
+        raise AssertionError("no trial reported a step within 120 s")
+    r = sweeper(["stop", job, "--address", cluster["url"]], work, cluster["env"], 60)
+    assert r.returncode == 0 and "stop requested" in r.stdout, r.stderr
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        status = requests.get(f"{cluster['url']}/api/jobs/{job}", headers=cluster["headers"], timeout=10).json()["status"]
+        if status in ("STOPPED", "FAILED", "SUCCEEDED"):
+            break
+        time.sleep(0.5)
+    assert status == "STOPPED"
+    record = json.loads((work / "runs" / "sweeps" / "stopme" / "sweep.json").read_text())
+    assert record["status"] == "interrupted", record
