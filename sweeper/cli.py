@@ -1,4 +1,4 @@
-"""`python -m sweeper {run,resume,ls,aim-sync,replicate,report}`: the sweep front door.
+"""`python -m sweeper {run,resume,ls,aim-sync,replicate,report,submit,jobs,stop}`: the sweep front door.
 
     python -m sweeper run SPEC [--set key=value ...] [--dry-run] [--address ADDR] [--name NAME]
     python -m sweeper resume [NAME_OR_PATH]        # no name: the most recent unfinished sweep
@@ -6,6 +6,8 @@
     python -m sweeper aim-sync NAME_OR_PATH        # record in Aim what an Aim outage left out
     python -m sweeper replicate NAME --top K --seeds 0,1,2,3
     python -m sweeper report NAME [B] [--metric M] [--format md,html] [--out DIR]
+    python -m sweeper submit SPEC [--set ...] [--address http://HOST:8265]   # a Ray job (sweeper/jobs.py)
+    python -m sweeper jobs [--address ...] [--logs JOB];  python -m sweeper stop JOB [--address ...]
 
 Every user error is one line on stderr with exit code 2 (trm_core.errors.run_cli); names, paths
 and the cluster address are checked before Ray starts (sweeper.preflight). Exit codes of run and
@@ -49,6 +51,9 @@ def build_parser() -> OneLineArgumentParser:
     sync.add_argument("sweep", metavar="NAME_OR_PATH")
     sync.add_argument("--storage", help="storage root holding the sweep (default runs/sweeps)")
     add_report_commands(sub)
+    from sweeper.jobs import add_job_commands
+
+    add_job_commands(sub)
     return parser
 
 
@@ -202,6 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"run": cmd_run, "resume": cmd_resume, "ls": cmd_ls, "aim-sync": cmd_aim_sync,
                 "replicate": cmd_replicate, "report": cmd_report}
+    if args.command not in commands:
+        from sweeper.jobs import COMMANDS
+
+        return COMMANDS[args.command](args)
     return commands[args.command](args)
 
 

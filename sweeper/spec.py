@@ -370,11 +370,20 @@ def validate(file: str, raw: Mapping[str, Any], cwd: Path | None = None) -> Swee
         spec.time_budget_s = _number(file, "time_budget_s", raw["time_budget_s"], above=0)
     check_against_trainer(spec)
     cwd = cwd or Path.cwd()
-    spec.storage = (cwd / _str(file, "storage", raw.get("storage", DEFAULT_STORAGE))).resolve()
+    spec.storage = (cwd / _local_path(file, "storage", raw.get("storage", DEFAULT_STORAGE))).resolve()
     aim = _section(file, raw, "aim")
-    spec.aim_repo = (cwd / _str(file, "aim.repo", aim.get("repo", DEFAULT_AIM_REPO))).resolve()
+    spec.aim_repo = (cwd / _local_path(file, "aim.repo", aim.get("repo", DEFAULT_AIM_REPO))).resolve()
     spec.aim_experiment = _str(file, "aim.experiment", aim.get("experiment", name))
     return spec
+
+
+def _local_path(file: str, key: str, value: Any) -> str:
+    """A path on the driver's machine (an NFS mount for a cluster), not a URL (clusters/README.md)."""
+    text = _str(file, key, value)
+    if "://" in text:
+        raise SpecError(file, key, f"must be a local or NFS path (s3://, gs:// and aim:// are not supported yet;"
+                                   f" see clusters/README.md), but got {text!r}")
+    return text
 
 
 def _trainer_checks() -> list:
