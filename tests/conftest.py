@@ -20,3 +20,23 @@ def _data_cache(tmp_path_factory):
         os.environ.pop("TRM_DATA_CACHE", None)
     else:
         os.environ["TRM_DATA_CACHE"] = old
+
+
+@pytest.fixture
+def cli_error(capsys):
+    """`cli_error(main, args)`: run a command line in-process (the same code path as `python -m ...`,
+    minus the interpreter start) with input it must refuse: exit code 2 and exactly one `error:`
+    line on stderr, which is returned."""
+    from trm_core.errors import run_cli
+
+    def run(main, args) -> str:
+        try:
+            code = run_cli(main, args)
+        except SystemExit as exc:  # argparse errors exit directly
+            code = exc.code
+        assert code == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:"), lines
+        return lines[0]
+
+    return run

@@ -34,15 +34,6 @@ def test_engine_prints_one_table_and_writes_json_and_plots(checkpoints, tmp_path
     assert all((tmp_path / "plots" / n).stat().st_size > 1000 for n in names)
 
 
-def _bad(args, capsys):
-    try:
-        code = run_cli(main, args)
-    except SystemExit as exc:  # argparse errors exit directly
-        code = exc.code
-    assert code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), lines
-    return lines[0]
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -59,13 +50,13 @@ def _bad(args, capsys):
     (["--set", "data.board_size=6", "--depth", "2"], "every checkpoint must be of the puzzles' task and board"),
     (["--limit", "-1", "--depth", "2"], "--limit must be >= 0"),
 ])
-def test_bad_input_is_one_line_exit_2(checkpoints, capsys, extra, message):
-    line = _bad(["eval", str(checkpoints["plain"]), *extra, "--set", "train.cpu_threads=1"], capsys)
+def test_bad_input_is_one_line_exit_2(checkpoints, cli_error, extra, message):
+    line = cli_error(main, ["eval", str(checkpoints["plain"]), *extra, "--set", "train.cpu_threads=1"])
     assert message in line, line
 
 
-def test_a_checkpoint_of_another_board_is_one_line_exit_2(checkpoints, capsys):
-    line = _bad(["eval", str(checkpoints["plain"]), str(checkpoints["board6"]), "--set", "train.cpu_threads=1"], capsys)
+def test_a_checkpoint_of_another_board_is_one_line_exit_2(checkpoints, cli_error):
+    line = cli_error(main, ["eval", str(checkpoints["plain"]), str(checkpoints["board6"]), "--set", "train.cpu_threads=1"])
     assert "board6" in line and "is a sudoku model (vocabulary 8, 36 cells), but the puzzles are sudoku 4x4" in line
 
 

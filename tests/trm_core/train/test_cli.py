@@ -8,7 +8,6 @@ import sys
 import pytest
 
 from trm_core.cli import main
-from trm_core.errors import run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 TINY = ["data.n_train=100", "data.n_test=16", "model.hidden_size=32", "train.batch_size=8", "train.steps=4",
@@ -91,12 +90,6 @@ def test_bad_flag_is_one_line_exit_2_in_a_real_process():
     (["eval", "/nonexistent/ckpt", "--limit", "-1"], "--limit must be >= 0"),
     (["bench", "train", "--preset", "sudoku4_tiny", "--variants", "fast"], "--variants must be from"),
 ])
-def test_bad_input_is_one_line_exit_2(args, message, capsys):
-    # in-process (same code path as `python -m trm_core`, minus the interpreter start)
-    try:
-        code = run_cli(main, args)
-    except SystemExit as exc:  # argparse errors exit directly
-        code = exc.code
-    assert code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines
+def test_bad_input_is_one_line_exit_2(args, message, cli_error):
+    line = cli_error(main, args)
+    assert message in line, line
