@@ -12,7 +12,9 @@ puzzles), one supervision step (T passes of n + 1 calls of the block stack, the 
 graph), the loss (stablemax cross entropy + 0.5 halt BCE), backward and the optimiser. Both sides
 run fp32 on the CPU and use the same optimiser (torch AdamW, foreach), so the comparison is of the
 model and loop machinery; both draw random puzzles of the same shape. Timing is interleaved
-(ours, reference, ours, ...) over rounds; the table shows medians and the ratio.
+(ours, ours compiled, reference, ours, ...) over rounds; the table shows medians and the ratios
+(reference time / our time: above 1 means ours is faster). "compiled" is ours with
+train.compile=true (torch.compile of the block stack; its compile time is spent in the warm-up).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ CONFIGS = {
 }
 
 
-def ours(c: dict):
+def ours(c: dict, compiled: bool = False):
     from trm_core.config import load_config
     from trm_core.model.trm import build_model
     from trm_core.rng import Streams
@@ -52,6 +54,8 @@ def ours(c: dict):
         "optim.warmup_steps=0", "optim.ema_decay=0", "train.dtype=float32", "device=cpu", "model.swiglu_multiple=256"])
     torch.manual_seed(0)
     model = build_model(cfg, c["vocab"], c["cells"])
+    if compiled:  # train.compile: torch.compile of the block stack f (forward and backward)
+        model.compile_f()
     batch = ActBatch.empty(model, c["batch"], 1, torch.device("cpu"))
     from trm_core.train.optim import OPTIMIZERS
 
@@ -99,7 +103,7 @@ def reference(c: dict, ref_dir: str):
         opt.zero_grad(set_to_none=True)
         (loss / c["batch"]).backward()
         opt.step()
-        return loss
+        return loss.detach()
 
     return step, sum(p.numel() for p in model.parameters())
 
@@ -114,13 +118,13 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"fp32 on CPU, {args.threads} thread(s), {args.rounds} interleaved rounds x {args.steps} steps")
-    print(f"{'configuration':<12}{'params ours/ref':>20}{'ours ms':>10}{'ref ms':>10}{'ours puzzle-steps/s':>21}"
-          f"{'ref':>8}{'speed-up':>10}")
+    print(f"{'configuration':<12}{'params ours/ref':>20}{'ours ms':>9}{'compiled ms':>13}{'ref ms':>9}"
+          f"{'ref puzzle-steps/s':>20}{'ours vs ref':>13}{'compiled vs ref':>17}")
     for name, c in CONFIGS.items():
         if args.only and name not in args.only.split(","):
             continue
-        sides = {"ours": ours(c), "reference": reference(c, args.reference)}
-        for fn, _ in sides.values():  # warm-up
+        sides = {"ours": ours(c), "compiled": ours(c, compiled=True), "reference": reference(c, args.reference)}
+        for fn, _ in sides.values():  # warm-up (and compilation)
             for _ in range(2):
                 float(fn())
         times = {k: [] for k in sides}
@@ -131,11 +135,10 @@ def main() -> None:
                     loss = fn()
                 float(loss)
                 times[k].append((time.perf_counter() - t0) / args.steps)
-        a, b = statistics.median(times["ours"]), statistics.median(times["reference"])
+        a, ac, b = (statistics.median(times[k]) for k in ("ours", "compiled", "reference"))
         params = f"{sides['ours'][1]:,}/{sides['reference'][1]:,}"
-        print(f"{name:<12}{params:>20}{a * 1e3:>10.1f}{b * 1e3:>10.1f}{c['batch'] / a:>21.1f}{c['batch'] / b:>8.1f}"
-              f"{b / a:>9.2f}x")
-
+        print(f"{name:<12}{params:>20}{a * 1e3:>9.1f}{ac * 1e3:>13.1f}{b * 1e3:>9.1f}{c['batch'] / b:>20.1f}"
+              f"{b / a:>12.2f}x{b / ac:>16.2f}x")
 
 if __name__ == "__main__":
     main()

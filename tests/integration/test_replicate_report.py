@@ -8,38 +8,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
-import threading
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
-from sweep_helpers import good, write_spec
+from sweep_helpers import good, interrupt_when_a_trial_ends, write_spec
 
 from sweeper.aim_log import query_runs
 from sweeper.cli import main
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _interrupt_after_first_trial(times_file, deadline_s: float = 180) -> threading.Thread:
-    def watch():
-        deadline = time.time() + deadline_s
-        while time.time() < deadline:
-            try:
-                times = json.loads(times_file.read_text())
-            except (OSError, ValueError):
-                times = {}
-            if any("ended_at" in t for t in times.values()):
-                os.kill(os.getpid(), signal.SIGINT)
-                return
-            time.sleep(0.1)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +32,7 @@ def replicated(ray_cluster, tmp_path_factory):
     assert main(["run", spec]) == 0
     sweep_dir = d / "sweeps" / "rep"
     args = ["replicate", "rep", "--top", "2", "--seeds", "0,1", "--storage", str(d / "sweeps")]
-    _interrupt_after_first_trial(sweep_dir / "replicate_1" / "trial_times.json")
+    interrupt_when_a_trial_ends(sweep_dir / "replicate_1" / "trial_times.json")
     first_rc = main(args)
     before = pd.read_csv(sweep_dir / "replicate_1" / "results.csv", dtype={"trial_id": str})
     phase_after_interrupt = json.loads((sweep_dir / "replicate_1" / "phase.json").read_text())["status"]
@@ -85,8 +63,9 @@ def test_replicates_are_tagged_in_the_same_aim_experiment(replicated):
     rep = pd.read_csv(replicated["sweep_dir"] / "replicate_1" / "results.csv", dtype={"trial_id": str})
     search = pd.read_csv(replicated["sweep_dir"] / "results.csv", dtype={"trial_id": str})
     by_hash = {r["hash"]: r for r in runs}
-    # A trial that ran after the resume may have a blank aim_run (issue 16, item 3, shared with `resume`).
-    for _, row in pd.concat([search, rep]).dropna(subset=["aim_run"]).iterrows():
+    rows = pd.concat([search, rep])
+    assert rows["aim_run"].notna().all()  # every row links its Aim run, also those run after the resume
+    for _, row in rows.iterrows():
         assert by_hash[row["aim_run"]]["sweep"]["config_id"] == row["config_id"]
         assert by_hash[row["aim_run"]]["hparams"]["seed"] == row["seed"]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import requests
-from sweep_helpers import good, write_spec
+from sweep_helpers import good, interrupt_when_a_trial_ends, write_spec
 
 from sweeper.aim_log import query_runs
 from sweeper.results import read_table
@@ -223,19 +223,7 @@ def test_interrupted_sweep_resumes_where_it_stopped(ray_cluster, tmp_path):
     spec = write_spec(tmp_path / "stop.yaml", raw)
     d = tmp_path / "sweeps" / "stop"
 
-    def interrupt_after_first_trial():
-        deadline = time.time() + 900  # a loaded 2-core machine
-        while time.time() < deadline:
-            try:
-                times = json.loads((d / "trial_times.json").read_text())
-            except (OSError, ValueError):
-                times = {}
-            if any("ended_at" in t for t in times.values()):
-                os.kill(os.getpid(), signal.SIGINT)
-                return
-            time.sleep(0.1)
-
-    threading.Thread(target=interrupt_after_first_trial, daemon=True).start()
+    interrupt_when_a_trial_ends(d / "trial_times.json")
     assert main(["run", spec]) == 130
     assert json.loads((d / "sweep.json").read_text())["status"] == "interrupted"
     before = read_table(d / "results.csv")

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import copy
+import json
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +52,25 @@ def good() -> dict[str, Any]:
 def write_spec(path: Path, data: dict[str, Any]) -> str:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return str(path)
+
+
+def interrupt_when_a_trial_ends(times_file: Path, deadline_s: float = 900) -> threading.Thread:
+    """Ctrl-C for the test process (SIGINT to itself) as soon as `times_file` (a sweep's
+    trial_times.json) shows a trial that ended; gives up silently after `deadline_s` (a loaded
+    2-core machine). The sweep under test must still be running then: use one trial at a time."""
+
+    def watch():
+        deadline = time.time() + deadline_s
+        while time.time() < deadline:
+            try:
+                times = json.loads(Path(times_file).read_text())
+            except (OSError, ValueError):
+                times = {}
+            if any("ended_at" in t for t in times.values()):
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
