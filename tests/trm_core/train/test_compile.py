@@ -17,7 +17,7 @@ TINY = ["data.n_train=200", "data.n_test=24", "model.hidden_size=32", "train.bat
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile on CPU needs a C++ compiler (g++)")
 def test_compiled_step_gives_the_eager_losses(tmp_path):
-    """Same seed, six steps (refills, halting, EMA, evaluation): every logged loss of the compiled
+    """Same seed, six steps (refills, halting, two evaluations): every logged loss of the compiled
     run equals the eager run's to float tolerance, and the compiled run really used the compiled f."""
     from torch._inductor import config as inductor_config
 
