@@ -13,10 +13,12 @@ The defaults are the TRM Sudoku-Extreme paper recipe (REFERENCE.md section 2).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Mapping, Sequence
 
 import yaml
@@ -274,18 +276,26 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def field_types(cls: type = TRMConfig, prefix: str = "") -> dict[str, type]:
-    """Every dotted leaf key of the config tree with its type, e.g. {'optim.lr': float, ...}."""
+def field_types(cls: type = TRMConfig, prefix: str = "") -> Mapping[str, type]:
+    """Every dotted leaf key of the config tree with its type, e.g. {'optim.lr': float, ...}.
+
+    Computed once per class (typing.get_type_hints is slow and set_value asks on every key), and
+    returned read-only because it is shared."""
+    return _field_types(cls, prefix)
+
+
+@functools.lru_cache(maxsize=None)
+def _field_types(cls: type, prefix: str) -> Mapping[str, type]:
     hints = typing.get_type_hints(cls)
     out: dict[str, type] = {}
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
         key = f"{prefix}{f.name}"
         if dataclasses.is_dataclass(tp):
-            out.update(field_types(tp, key + "."))
+            out.update(_field_types(tp, key + "."))
         else:
             out[key] = tp
-    return out
+    return MappingProxyType(out)
 
 
 def check_value(key: str, value: Any, tp: type) -> Any:
