@@ -140,5 +140,6 @@ def main() -> None:
         print(f"{name:<12}{params:>20}{a * 1e3:>9.1f}{ac * 1e3:>13.1f}{b * 1e3:>9.1f}{c['batch'] / b:>20.1f}"
               f"{b / a:>12.2f}x{b / ac:>16.2f}x")
 
+
 if __name__ == "__main__":
     main()

@@ -1,8 +1,9 @@
 """The papers' training methods end to end on tiny CPU runs: WTA chains, random streams, puzzle
-embedding, checkpoint carry, determinism, and several methods composed in one run."""
+embedding, checkpoint carry, determinism, the compiled step, and several methods composed in one run."""
 
 import contextlib
 import json
+import shutil
 
 import pytest
 import torch
@@ -181,6 +182,33 @@ def test_deterministic_runs_write_identical_losses(tmp_path):
 
     assert losses("a") == losses("b")
     torch.use_deterministic_algorithms(False)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile on CPU needs a C++ compiler (g++)")
+def test_compiled_step_gives_the_eager_losses(tmp_path):
+    """train.compile (the block stack through torch.compile): same seed, six steps (refills, halting,
+    two evaluations), every logged loss of the compiled run equals the eager run's to float
+    tolerance, and the compiled run really compiled something."""
+    from torch._inductor import config as inductor_config
+
+    counts = torch._dynamo.utils.counters
+    counts.clear()
+    with inductor_config.patch(compile_threads=1):  # no compile-worker pool left behind in the test process
+        for run, compiled in (("eager", "false"), ("compiled", "true")):
+            train(tiny_cfg("optim.ema_decay=0", f"train.compile={compiled}"), out_dir=tmp_path / run)
+    assert counts["stats"]["unique_graphs"] >= 1, "train.compile=true did not compile anything"
+
+    def losses(run):
+        lines = [json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+        return [(m["step"], m["train/loss"], m.get("eval/exact_acc")) for m in lines if "train/loss" in m]
+
+    eager, compiled = losses("eager"), losses("compiled")
+    assert [s for s, _, _ in eager] == [s for s, _, _ in compiled] and {s for s, _, _ in eager} == set(range(1, 7))
+    for (_, a, acc_a), (_, b, acc_b) in zip(eager, compiled):
+        assert b == pytest.approx(a, rel=1e-5, abs=1e-6)
+        assert acc_b == acc_a
+    torch._dynamo.reset()
 
 
 def test_eval_dynamics_use_eval_overrides():
