@@ -5,7 +5,9 @@ puzzles of the preset's shape, for each variant that this machine supports: eage
 fp32 / bf16 (bf16 on CUDA only). A puzzle-step is one supervision step of one puzzle, so
 puzzle-steps/s = batch_size x optimiser steps/s. FLOPs per puzzle-step are counted analytically
 from the model's matmuls (forward of T*(n+1) calls of f plus the backward of the last pass).
-The last printed line is JSON.
+On CUDA the table also prints MFU: achieved TFLOP/s over the device's dense peak for the variant's
+dtype (PEAK_TFLOPS, from the vendors' datasheets, or `--peak-tflops BF16,FP32`). The last printed
+line is JSON.
 """
 
 from __future__ import annotations
@@ -27,6 +29,39 @@ from trm_core.train.optim import EMA, OPTIMIZERS
 from trm_core.train.runtime import autocast_factory, forward_dtype, resolve_device, seed_everything, set_cpu_threads
 
 VARIANTS = ["eager_fp32", "compiled_fp32", "eager_bf16", "compiled_bf16"]
+
+# Dense peak TFLOP/s per GPU from the vendors' datasheets: (bf16 on tensor cores with fp32
+# accumulation, fp32 without tensor cores - torch's default, TF32 off). Matched against
+# torch.cuda.get_device_name() in order, so the more specific names come first.
+PEAK_TFLOPS: list[tuple[str, tuple[float, float]]] = [
+    ("H100 PCIe", (756.5, 51.2)),
+    ("H100", (989.4, 66.9)),
+    ("H200", (989.4, 66.9)),
+    ("A100", (312.0, 19.5)),
+    ("RTX 5090", (209.5, 104.8)),
+    ("RTX 4090", (165.2, 82.6)),
+]
+
+
+def peak_tflops(device: torch.device, given: str | None = None) -> dict[str, float] | None:
+    """{'bfloat16': ..., 'float32': ...} for MFU: `given` ("BF16,FP32") or the table; None on a CPU
+    or an unknown GPU without `given`."""
+    if given:
+        try:
+            bf16, fp32 = (float(x) for x in given.split(","))
+            if bf16 <= 0 or fp32 <= 0:
+                raise ValueError
+        except ValueError:
+            raise UserError(f"--peak-tflops must be two positive numbers BF16,FP32 (e.g. 989.4,66.9), "
+                            f"but got {given!r}") from None
+        return {"bfloat16": bf16, "float32": fp32}
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, (bf16, fp32) in PEAK_TFLOPS:
+        if key in name:
+            return {"bfloat16": bf16, "float32": fp32}
+    return None
 
 
 class RandomPuzzles:
@@ -72,7 +107,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench_train(source: str, overrides: Sequence[str], steps: int, warmup: int, variants: str, out: TextIO) -> dict:
+def bench_train(source: str, overrides: Sequence[str], steps: int, warmup: int, variants: str, out: TextIO,
+                peak: str | None = None) -> dict:
     if steps < 1 or warmup < 0:
         raise UserError(f"--steps >= 1 and --warmup >= 0 must hold, but got {steps} and {warmup}")
     cfg = load_config(source, overrides)
@@ -80,6 +116,7 @@ def bench_train(source: str, overrides: Sequence[str], steps: int, warmup: int, 
     # the benchmark measures the preset's model; its EMA and optimiser are part of a training step
     set_value(cfg, "train.compile", False)
     device = resolve_device(cfg.device)
+    peaks = peak_tflops(device, peak)
     threads = set_cpu_threads(device, cfg.train.cpu_threads)
     wanted = VARIANTS if variants == "all" else [v.strip() for v in variants.split(",")]
     unknown = [v for v in wanted if v not in VARIANTS]
@@ -103,9 +140,11 @@ def bench_train(source: str, overrides: Sequence[str], steps: int, warmup: int, 
             results[name] = {"skipped": f"torch.compile failed: {str(exc).strip().splitlines()[0][:120]}"}
             continue
         results[name] = {"puzzle_steps_per_s": rate, "tflops": rate * flops / 1e12}
+        if peaks is not None:
+            results[name]["mfu"] = results[name]["tflops"] / peaks[dtype]
     summary = {"preset": source, "device": str(device), "cpu_threads": threads, "batch_size": cfg.train.batch_size,
                "n_inner": r.n_inner, "n_outer": r.n_outer, "n_params": model.n_params(),
-               "flops_per_puzzle_step": flops, "steps": steps, "results": results}
+               "flops_per_puzzle_step": flops, "steps": steps, "peak_tflops": peaks, "results": results}
     _print_table(summary, out)
     out.write(json.dumps(summary) + "\n")
     return summary
@@ -116,10 +155,11 @@ def _print_table(summary: dict, out: TextIO) -> None:
               f"{summary['n_params']:,} parameters, {summary['flops_per_puzzle_step'] / 1e9:.3f} GFLOP per "
               f"puzzle-step, batch {summary['batch_size']}, n={summary['n_inner']} T={summary['n_outer']}\n")
     base = summary["results"].get("eager_fp32", {}).get("puzzle_steps_per_s")
-    out.write(f"{'variant':<15}{'puzzle-steps/s':>16}{'vs eager fp32':>15}{'TFLOP/s':>10}\n")
+    out.write(f"{'variant':<15}{'puzzle-steps/s':>16}{'vs eager fp32':>15}{'TFLOP/s':>10}{'MFU':>8}\n")
     for name, r in summary["results"].items():
         if "skipped" in r:
             out.write(f"{name:<15}  skipped: {r['skipped']}\n")
             continue
         ratio = f"{r['puzzle_steps_per_s'] / base:.2f}x" if base else "-"
-        out.write(f"{name:<15}{r['puzzle_steps_per_s']:>16.1f}{ratio:>15}{r['tflops']:>10.4f}\n")
+        mfu = f"{r['mfu']:.1%}" if "mfu" in r else "-"
+        out.write(f"{name:<15}{r['puzzle_steps_per_s']:>16.1f}{ratio:>15}{r['tflops']:>10.4f}{mfu:>8}\n")

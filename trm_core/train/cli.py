@@ -2,7 +2,7 @@
 
     python -m trm_core train PRESET_OR_YAML [--set k=v ...] --out DIR [--overwrite] [--device D]
     python -m trm_core train PRESET_OR_YAML [--set k=v ...] --resume RUN_DIR_OR_CKPT [--out DIR]
-    python -m trm_core bench train --preset P [--set k=v ...] [--steps N] [--device D]
+    python -m trm_core bench train --preset P [--set k=v ...] [--steps N] [--device D] [--peak-tflops BF16,FP32]
 
 (`eval` lives in trm_core.infer.cli: the trainer's evaluation, or the test-time scaling engine.)
 
@@ -51,6 +51,8 @@ def register(subparsers) -> None:
     bt.add_argument("--steps", type=int, default=20, help="timed optimiser steps per variant (after warm-up)")
     bt.add_argument("--warmup", type=int, default=3, help="untimed steps per variant")
     bt.add_argument("--variants", default="all", help="comma list of eager_fp32,compiled_fp32,eager_bf16,compiled_bf16")
+    bt.add_argument("--peak-tflops", default=None, metavar="BF16,FP32",
+                    help="the device's dense peak TFLOP/s for MFU (default: a table of common GPUs; none on CPU)")
     _add_common(bt)
     bt.set_defaults(func=cmd_bench_train)
 
@@ -165,5 +167,5 @@ def cmd_bench_train(args) -> int:
     from trm_core.train.bench import bench_train
 
     bench_train(args.preset, _overrides(args), steps=args.steps, warmup=args.warmup, variants=args.variants,
-                out=sys.stdout)
+                out=sys.stdout, peak=args.peak_tflops)
     return 0

@@ -53,10 +53,12 @@ def test_eval_and_resume_from_a_checkpoint(trained, tmp_path):
 
 def test_bench_prints_table_and_json():
     result = run("bench", "train", "--preset", "sudoku4_tiny", "--set", "train.batch_size=8", "--steps", "2",
-                 "--warmup", "1", "--variants", "eager_fp32,eager_bf16")
+                 "--warmup", "1", "--variants", "eager_fp32,eager_bf16", "--peak-tflops", "100,0.5")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert summary["results"]["eager_fp32"]["puzzle_steps_per_s"] > 0
+    fp32 = summary["results"]["eager_fp32"]
+    assert fp32["puzzle_steps_per_s"] > 0
+    assert fp32["mfu"] == pytest.approx(fp32["tflops"] / 0.5)  # fp32 variants against the fp32 peak
     assert "skipped" in summary["results"]["eager_bf16"]
     assert summary["n_params"] > 0 and summary["flops_per_puzzle_step"] > 0
     assert "puzzle-steps/s" in result.stdout
@@ -89,7 +91,23 @@ def test_bad_flag_is_one_line_exit_2_in_a_real_process():
     (["train", "sudoku4_tiny", "--out", "x", "--set", "data.hint_fraction=0.5"], "needs data.hint_k >= 1"),
     (["eval", "/nonexistent/ckpt", "--limit", "-1"], "--limit must be >= 0"),
     (["bench", "train", "--preset", "sudoku4_tiny", "--variants", "fast"], "--variants must be from"),
+    (["bench", "train", "--preset", "sudoku4_tiny", "--peak-tflops", "fast"], "--peak-tflops must be two positive"),
 ])
 def test_bad_input_is_one_line_exit_2(args, message, cli_error):
     line = cli_error(main, args)
     assert message in line, line
+
+
+def test_mfu_peaks_come_from_the_device_name_or_the_flag(monkeypatch):
+    import torch
+
+    from trm_core.train.bench import peak_tflops
+
+    assert peak_tflops(torch.device("cpu")) is None  # no MFU on a CPU unless a peak is given
+    assert peak_tflops(torch.device("cpu"), "10,2") == {"bfloat16": 10.0, "float32": 2.0}
+    names = {"NVIDIA H100 PCIe": 756.5, "NVIDIA H100 80GB HBM3": 989.4, "NVIDIA GeForce RTX 5090": 209.5}
+    for name, bf16 in names.items():
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None, name=name: name)
+        assert peak_tflops(torch.device("cuda"))["bfloat16"] == bf16
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Some Future GPU")
+    assert peak_tflops(torch.device("cuda")) is None
