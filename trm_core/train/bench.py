@@ -46,7 +46,7 @@ PEAK_TFLOPS: list[tuple[str, tuple[float, float]]] = [
 def peak_tflops(device: torch.device, given: str | None = None) -> dict[str, float] | None:
     """{'bfloat16': ..., 'float32': ...} for MFU: `given` ("BF16,FP32") or the table; None on a CPU
     or an unknown GPU without `given`."""
-    if given:
+    if given is not None:
         try:
             bf16, fp32 = (float(x) for x in given.split(","))
             if bf16 <= 0 or fp32 <= 0:

@@ -34,8 +34,6 @@ def test_engine_prints_one_table_and_writes_json_and_plots(checkpoints, tmp_path
     assert all((tmp_path / "plots" / n).stat().st_size > 1000 for n in names)
 
 
-
-
 @pytest.mark.parametrize("extra, message", [
     (["--depth", "0"], "--depth must be >= 1, but got 0"),
     (["--breadth", "4,0"], "--breadth must be >= 1, but got 0"),

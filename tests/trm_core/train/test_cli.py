@@ -92,6 +92,8 @@ def test_bad_flag_is_one_line_exit_2_in_a_real_process():
     (["eval", "/nonexistent/ckpt", "--limit", "-1"], "--limit must be >= 0"),
     (["bench", "train", "--preset", "sudoku4_tiny", "--variants", "fast"], "--variants must be from"),
     (["bench", "train", "--preset", "sudoku4_tiny", "--peak-tflops", "fast"], "--peak-tflops must be two positive"),
+    (["bench", "train", "--preset", "sudoku4_tiny", "--peak-tflops", ""], "--peak-tflops must be two positive"),
+    (["bench", "train", "--preset", "sudoku4_tiny", "--peak-tflops", "100,0"], "but got '100,0'"),
 ])
 def test_bad_input_is_one_line_exit_2(args, message, cli_error):
     line = cli_error(main, args)
