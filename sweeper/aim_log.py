@@ -22,6 +22,8 @@ sweep's report (table and plots) in its experiment as one more run, tagged `repo
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
 import os
@@ -104,21 +106,57 @@ def ensure_repo_or_warn(path, sweep: str, out=None) -> bool:
         return False
 
 
+INDEX_LOCK_WAIT_S = 600.0
+
+
+@contextlib.contextmanager
+def index_lock(path: str | os.PathLike, exclusive: bool, wait_s: float | None = None):
+    """Hold `REPO/.aim/sweeper-index.lock` (flock): exclusive to rebuild the index, shared to read it.
+
+    Aim's reindex deletes the repo's index and builds it again, breaking any other process's lock on
+    it. Two at once (sweeps that end together) failed with a RocksDB lock error, hung, or left an
+    index without some runs, which SDK queries and the UI then do not list; and a reader that
+    opens an index mid-rebuild takes it for corrupt and deletes it. So every rebuild and query here
+    takes this lock, and waits for it (up to `wait_s`, default INDEX_LOCK_WAIT_S), then raises
+    TimeoutError naming the repo. A repo that does not exist yet needs no lock.
+    """
+    aim_dir = Path(path).resolve() / ".aim"
+    if not aim_dir.is_dir():
+        yield
+        return
+    wait_s = INDEX_LOCK_WAIT_S if wait_s is None else wait_s
+    with open(aim_dir / "sweeper-index.lock", "a") as f:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(f, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the Aim repo {path} was being indexed by another process for more than"
+                                       f" {wait_s:.0f}s") from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def reindex(path: str | os.PathLike) -> None:
     """Fold finished runs into the repo index, so SDK queries and the UI list them.
 
     Same as `aim storage --repo PATH reindex -y` (aim 3.29's command calls this method).
     """
-    import contextlib
     import io
 
     import aim
 
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):  # its tqdm bar
-            aim.Repo.from_path(str(Path(path).resolve()))._recreate_index()
-    finally:
-        release(path)
+    with index_lock(path, exclusive=True):
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):  # its tqdm bar
+                aim.Repo.from_path(str(Path(path).resolve()))._recreate_index()
+        finally:
+            release(path)
 
 
 def reindex_or_warn(path, out=None) -> None:
@@ -140,18 +178,19 @@ def query_runs(path: str | os.PathLike, sweep: str, archived: bool = False) -> l
     import aim
 
     out = []
-    try:
-        for run in aim.Repo.from_path(str(Path(path).resolve())).iter_runs():
-            sweep_attrs = run.get("sweep") or {}
-            if sweep_attrs.get("name") != sweep or (run.archived and not archived):
-                continue
-            metrics = sorted({(m.name, m.context.to_dict().get("subset", "")) for m in run.metrics()})
-            out.append({"hash": run.hash, "name": run.name, "hparams": run.get("hparams") or {}, "sweep": sweep_attrs,
-                        "status": run.get("status"), "archived": run.archived, "metrics": metrics,
-                        "experiment": run.experiment})
-    finally:
-        run = None
-        release(path)
+    with index_lock(path, exclusive=False):
+        try:
+            for run in aim.Repo.from_path(str(Path(path).resolve())).iter_runs():
+                sweep_attrs = run.get("sweep") or {}
+                if sweep_attrs.get("name") != sweep or (run.archived and not archived):
+                    continue
+                metrics = sorted({(m.name, m.context.to_dict().get("subset", "")) for m in run.metrics()})
+                out.append({"hash": run.hash, "name": run.name, "hparams": run.get("hparams") or {},
+                            "sweep": sweep_attrs, "status": run.get("status"), "archived": run.archived,
+                            "metrics": metrics, "experiment": run.experiment})
+        finally:
+            run = None
+            release(path)
     return out
 
 

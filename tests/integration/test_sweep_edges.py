@@ -27,6 +27,9 @@ from sweeper.results import read_table
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 TINY_TRIAL = {"train.steps": 20, "train.eval_interval": 10, "train.log_interval": 10}
+# Trials that a test interrupts: after their first report (step 10) they train 290 more steps, seconds
+# even on a fast machine, so the signal lands while they run.
+LONG_TRIAL = {"train.steps": 300, "train.eval_interval": 150, "train.log_interval": 10}
 
 
 def _env():
@@ -61,17 +64,26 @@ def ended(d: Path) -> int:
         return 0
 
 
+def in_flight(d: Path) -> bool:
+    """A trial of sweep `d` is training: it has reported a result and has not ended."""
+    try:
+        times = json.loads((d / "trial_times.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return any("first_result_at" in t and "ended_at" not in t for t in times.values())
+
+
 def signal_when(proc: subprocess.Popen, d: Path, n_ended: int, sig: int, timeout_s: float = 900) -> int:
-    """Send `sig` to a running sweep once `n_ended` of its trials have ended and the next has started."""
+    """Send `sig` to a running sweep once `n_ended` of its trials have ended and the next is training.
+
+    Its trials must be long enough to be still training when the signal lands (LONG_TRIAL: seconds
+    on a fast machine); a trial that has only started may finish before (CI, with 20-step trials)."""
     deadline = time.time() + timeout_s
     while proc.poll() is None and time.time() < deadline:
-        if ended(d) >= n_ended:
-            times = json.loads((d / "trial_times.json").read_text())
-            if sum("started_at" in t for t in times.values()) > n_ended:
-                time.sleep(1.0)
-                proc.send_signal(sig)
-                break
-        time.sleep(0.1)
+        if ended(d) >= n_ended and in_flight(d):
+            proc.send_signal(sig)
+            break
+        time.sleep(0.05)
     return proc.wait(timeout=300)
 
 
@@ -101,6 +113,9 @@ def test_interrupt_kill_and_resume_keep_every_trial_and_aim_run(ray_address_with
     name, SIGKILL of the driver, `resume` again: the sweep finishes, no finished trial runs twice,
     Optuna's history is whole, every row links to its Aim run and Aim shows one run per trial."""
     spec = spec_file(tmp_path, "stop", 3)
+    raw = yaml.safe_load(Path(spec).read_text())
+    raw["base"]["overrides"].update(LONG_TRIAL)
+    write_spec(Path(spec), raw)
     d = tmp_path / "sweeps" / "stop"
     storage = ["--storage", str(tmp_path / "sweeps")]
     addr = ["--address", ray_address_with_faults]

@@ -60,3 +60,43 @@ def test_callback_writes_one_run_per_trial_and_reopens_it(tmp_path):
     texts = [t.data for t in table.data.values_list()[0]]
     assert texts == ['{"1": 0.2, "2": 0.5}']  # the evaluation table, as JSON text
     assert stored.get("status") == "done"
+
+
+_WRITE_RUNS = """
+import sys
+import aim
+repo = sys.argv[1]
+for i in range(9):
+    run = aim.Run(repo=repo, experiment="x", system_tracking_interval=None, capture_terminal_logs=False)
+    run["sweep"] = {"name": f"s{i % 3}", "trial_id": str(i)}
+    run.track(1.0, name="exact_acc", step=0, context={"subset": "eval"})
+    run.close()
+"""
+
+_REINDEX = "import sys\nfrom sweeper.aim_log import reindex\nfor _ in range(2):\n    reindex(sys.argv[1])\n"
+
+
+def test_sweeps_that_index_one_repo_at_once_leave_every_run_listed(tmp_path):
+    """Three sweeps that end together each rebuild the shared repo's index (three processes, real Aim).
+    Without sweeper.aim_log.index_lock one of them failed on RocksDB's lock, another hung, and the
+    index could lose runs, which queries and the UI then do not list (CI, three sweeps of one spec)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from sweeper.aim_log import ensure_repo
+
+    repo = ensure_repo(tmp_path / "aim")
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+    subprocess.run([sys.executable, "-c", _WRITE_RUNS, str(repo)], env=env, check=True, timeout=300)
+    procs = [subprocess.Popen([sys.executable, "-c", _REINDEX, str(repo)], env=env, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    try:
+        errors = [p.communicate(timeout=300)[1] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0, 0, 0], errors
+    assert [len(query_runs(repo, f"s{i}")) for i in range(3)] == [3, 3, 3]
