@@ -169,6 +169,9 @@ def _wait_json(url: str, proc: subprocess.Popen, timeout_s: float = 60):
     raise AssertionError(f"aim up did not answer {url} within {timeout_s}s")
 
 
+STEPS = 200
+
+
 def test_killed_trial_retries_from_its_checkpoint(ray_cluster, tmp_path):
     """SIGKILL the trial's worker after its first checkpoint: Tune retries it (failure.max_retries)
     and the trainer resumes from the checkpoint (train(resume_from=...)), so `step` never repeats."""
@@ -176,7 +179,8 @@ def test_killed_trial_retries_from_its_checkpoint(ray_cluster, tmp_path):
     raw.update(name="retry", seeds=[0], scheduler="none", failure={"max_retries": 1},
                storage=str(tmp_path / "sweeps"), aim={"repo": str(tmp_path / "aim")})
     raw["search"] = {"sampler": "random", "seed": 0, "num_samples": 1}
-    raw["base"]["overrides"].update({"train.steps": 40, "train.eval_interval": 10})
+    # 190 steps after the first checkpoint (step 10): still training when the kill lands, also on a fast machine
+    raw["base"]["overrides"].update({"train.steps": STEPS, "train.eval_interval": 10})
     spec = write_spec(tmp_path / "retry.yaml", raw)
     times_file = tmp_path / "sweeps" / "retry" / "trial_times.json"
     killed: dict = {}
@@ -201,11 +205,11 @@ def test_killed_trial_retries_from_its_checkpoint(ray_cluster, tmp_path):
     killer.join(timeout=5)
     assert killed, "the trial finished before it could be killed"
     row = read_table(tmp_path / "sweeps" / "retry" / "results.csv").iloc[0]
-    assert row["status"] == "done" and row["retries"] == 1 and row["step"] == 40
+    assert row["status"] == "done" and row["retries"] == 1 and row["step"] == STEPS
     result_lines = (tmp_path / "sweeps" / "retry" / "tune" / f"trial_{killed['trial']}" / "result.json").read_text().splitlines()
     rows = [json.loads(line) for line in result_lines]
     steps = [r["step"] for r in rows]
-    assert steps == sorted(set(steps)) and steps[-1] == 40, steps  # resumed: no step reported twice
+    assert steps == sorted(set(steps)) and steps[-1] == STEPS, steps  # resumed: no step reported twice
     # A new worker went on from the checkpoint: its first report is past step 10, not a restart from 0.
     # (Whether the killed worker's own step-10 row reached result.json before the kill is a race.)
     new_worker = [r for r in rows if r["pid"] != killed["pid"]]
