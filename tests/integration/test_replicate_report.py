@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from sweep_helpers import good, interrupt_when_a_trial_ends, write_spec
+from sweep_helpers import LONG_TRIAL, good, interrupt_when_a_trial_ends, write_spec
 
 from sweeper.aim_log import query_runs
 from sweeper.cli import main
@@ -27,6 +27,7 @@ def replicated(ray_cluster, tmp_path_factory):
     raw.update(name="rep", seeds=[0], scheduler="none", storage=str(d / "sweeps"),
                aim={"repo": str(d / "aim"), "experiment": "rep"})
     raw["space"] = {"optim.lr": {"type": "float", "low": 1e-3, "high": 3e-3, "log": True}}
+    raw["base"]["overrides"].update(LONG_TRIAL)  # the replicate phase is interrupted while a trial trains
     raw["search"] = {"sampler": "random", "seed": 0, "num_samples": 2, "max_concurrent": 1}  # one trial at a time
     spec = write_spec(d / "rep.yaml", raw)
     assert main(["run", spec]) == 0
@@ -46,7 +47,7 @@ def test_replicate_runs_the_missing_pairs_and_resumes(replicated):
     d = replicated["sweep_dir"]
     search = pd.read_csv(d / "results.csv", dtype={"trial_id": str})
     rep = pd.read_csv(d / "replicate_1" / "results.csv", dtype={"trial_id": str})
-    assert len(rep) == 2 and set(rep["status"]) == {"done"} and (rep["step"] == 20).all()
+    assert len(rep) == 2 and set(rep["status"]) == {"done"} and (rep["step"] == LONG_TRIAL["train.steps"]).all()
     assert sorted(zip(rep["config_id"], rep["seed"])) == sorted((c, 1) for c in search["config_id"])
     first = replicated["before"][replicated["before"]["ended_at"].notna() & (replicated["before"]["status"] == "done")]
     kept = rep.set_index("trial_id").loc[first["trial_id"]]
@@ -86,7 +87,7 @@ def test_report_numbers_match_the_raw_tables(replicated, capsys):
     trials = pd.read_parquet(report_dir / "trials.parquet")
     assert len(trials) == 4 and set(trials["phase"]) == {"search", "replicate_1"}
     steps = pd.read_parquet(report_dir / "steps.parquet")
-    assert set(steps["step"]) == {10, 20} and len(steps) == 8  # one row per evaluation of each trial
+    assert set(steps["step"]) == {100, 200} and len(steps) == 8  # one row per evaluation of each trial
     html = (report_dir / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 3
     assert "search 2, replicate_1 2" in out and "Aim: run" in out

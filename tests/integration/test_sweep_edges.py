@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sweep_helpers import good, write_spec
+from sweep_helpers import LONG_TRIAL, good, trial_training, trials_ended, write_spec
 
 from sweeper.aim_log import query_runs
 from sweeper.results import read_table
@@ -27,9 +27,6 @@ from sweeper.results import read_table
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 TINY_TRIAL = {"train.steps": 20, "train.eval_interval": 10, "train.log_interval": 10}
-# Trials that a test interrupts: after their first report (step 10) they train 290 more steps, seconds
-# even on a fast machine, so the signal lands while they run.
-LONG_TRIAL = {"train.steps": 300, "train.eval_interval": 150, "train.log_interval": 10}
 
 
 def _env():
@@ -57,30 +54,13 @@ def spec_file(tmp_path: Path, name: str, num_samples: int, **update) -> str:
     return write_spec(tmp_path / f"{name}.yaml", raw)
 
 
-def ended(d: Path) -> int:
-    try:
-        return sum("ended_at" in t for t in json.loads((d / "trial_times.json").read_text()).values())
-    except (OSError, ValueError):
-        return 0
-
-
-def in_flight(d: Path) -> bool:
-    """A trial of sweep `d` is training: it has reported a result and has not ended."""
-    try:
-        times = json.loads((d / "trial_times.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return any("first_result_at" in t and "ended_at" not in t for t in times.values())
-
-
 def signal_when(proc: subprocess.Popen, d: Path, n_ended: int, sig: int, timeout_s: float = 900) -> int:
-    """Send `sig` to a running sweep once `n_ended` of its trials have ended and the next is training.
-
-    Its trials must be long enough to be still training when the signal lands (LONG_TRIAL: seconds
-    on a fast machine); a trial that has only started may finish before (CI, with 20-step trials)."""
+    """Send `sig` to a running sweep once `n_ended` of its trials have ended and the next is training
+    (use LONG_TRIAL: a trial that has only started may finish first on a fast machine, as in CI)."""
     deadline = time.time() + timeout_s
+    times_file = d / "trial_times.json"
     while proc.poll() is None and time.time() < deadline:
-        if ended(d) >= n_ended and in_flight(d):
+        if trials_ended(times_file) >= n_ended and trial_training(times_file):
             proc.send_signal(sig)
             break
         time.sleep(0.05)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import requests
-from sweep_helpers import good, interrupt_when_a_trial_ends, write_spec
+from sweep_helpers import LONG_TRIAL, good, interrupt_when_a_trial_ends, write_spec
 
 from sweeper.aim_log import query_runs
 from sweeper.results import read_table
@@ -224,6 +224,7 @@ def test_interrupted_sweep_resumes_where_it_stopped(ray_cluster, tmp_path):
     raw.update(name="stop", seeds=[0], scheduler="none", storage=str(tmp_path / "sweeps"),
                aim={"repo": str(tmp_path / "aim"), "experiment": "stop"})
     raw["search"] = {"sampler": "tpe", "seed": 3, "num_samples": 3, "max_concurrent": 1}
+    raw["base"]["overrides"].update(LONG_TRIAL)
     spec = write_spec(tmp_path / "stop.yaml", raw)
     d = tmp_path / "sweeps" / "stop"
 

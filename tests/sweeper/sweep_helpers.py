@@ -54,22 +54,40 @@ def write_spec(path: Path, data: dict[str, Any]) -> str:
     return str(path)
 
 
+# Overrides for trials that a test interrupts or kills: after their first report (step 10) they
+# train 190 more steps, seconds even on a fast machine, so the signal lands while they train.
+LONG_TRIAL = {"train.steps": 200, "train.eval_interval": 100, "train.log_interval": 10}
+
+
+def _times(times_file: Path) -> dict[str, dict[str, Any]]:
+    try:
+        return json.loads(Path(times_file).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def trials_ended(times_file: Path) -> int:
+    """How many trials of a sweep (its trial_times.json) have ended."""
+    return sum("ended_at" in t for t in _times(times_file).values())
+
+
+def trial_training(times_file: Path) -> bool:
+    """A trial of the sweep is training: it has reported a result and has not ended."""
+    return any("first_result_at" in t and "ended_at" not in t for t in _times(times_file).values())
+
+
 def interrupt_when_a_trial_ends(times_file: Path, deadline_s: float = 900) -> threading.Thread:
-    """Ctrl-C for the test process (SIGINT to itself) as soon as `times_file` (a sweep's
-    trial_times.json) shows a trial that ended; gives up silently after `deadline_s` (a loaded
-    2-core machine). The sweep under test must still be running then: use one trial at a time."""
+    """Ctrl-C for the test process (SIGINT to itself) once `times_file` (a sweep's trial_times.json)
+    shows a trial that ended and another that is training; gives up silently after `deadline_s` (a
+    loaded 2-core machine). Use one trial at a time and LONG_TRIAL, so the sweep is still running."""
 
     def watch():
         deadline = time.time() + deadline_s
         while time.time() < deadline:
-            try:
-                times = json.loads(Path(times_file).read_text())
-            except (OSError, ValueError):
-                times = {}
-            if any("ended_at" in t for t in times.values()):
+            if trials_ended(times_file) >= 1 and trial_training(times_file):
                 os.kill(os.getpid(), signal.SIGINT)
                 return
-            time.sleep(0.1)
+            time.sleep(0.05)
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
