@@ -118,14 +118,22 @@ def index_lock(path: str | os.PathLike, exclusive: bool, wait_s: float | None = 
     index without some runs, which SDK queries and the UI then do not list; and a reader that
     opens an index mid-rebuild takes it for corrupt and deletes it. So every rebuild and query here
     takes this lock, and waits for it (up to `wait_s`, default INDEX_LOCK_WAIT_S), then raises
-    TimeoutError naming the repo. A repo that does not exist yet needs no lock.
+    TimeoutError naming the repo. Aim's own indexers (`aim up`, `aim storage reindex`) do not take
+    it. A repo that does not exist yet, or whose lock file cannot be opened (read-only), is not locked.
     """
-    aim_dir = Path(path).resolve() / ".aim"
-    if not aim_dir.is_dir():
-        yield
-        return
-    wait_s = INDEX_LOCK_WAIT_S if wait_s is None else wait_s
-    with open(aim_dir / "sweeper-index.lock", "a") as f:
+    from aim.sdk.configs import get_aim_repo_name
+
+    lock_file = Path(path).resolve() / get_aim_repo_name() / "sweeper-index.lock"
+    try:
+        f = open(lock_file, "a")
+    except OSError:
+        try:
+            f = open(lock_file)  # a read-only repo: flock works on a read-only handle
+        except OSError:
+            yield
+            return
+    with f:
+        wait_s = INDEX_LOCK_WAIT_S if wait_s is None else wait_s
         deadline = time.monotonic() + wait_s
         while True:
             try:
@@ -406,9 +414,12 @@ def sync_sweep(d: Path, record: dict[str, Any]) -> str:
         if not rows:
             continue
         config = rows[-1].get("config") or json.loads((trial_dir / "params.json").read_text())
-        stored = hashes.get(trial_id) and aim.Repo.from_path(repo).get_run(hashes[trial_id])
+        # run_exists lists the runs' own storage, not the index: a run written before an outage or a
+        # killed driver but never indexed is continued, not duplicated
+        stored = bool(hashes.get(trial_id)) and aim.Repo.from_path(repo).run_exists(hashes[trial_id])
         if stored:
-            run, last = open_run(repo, hashes[trial_id]), stored.get("last_step", -1)
+            run = open_run(repo, hashes[trial_id])
+            last = run.get("last_step", -1)
         else:
             run, last = new_run(repo, experiment, spec.name, trial_id, setup(config)), -1
             hashes[trial_id] = run.hash
@@ -420,7 +431,7 @@ def sync_sweep(d: Path, record: dict[str, Any]) -> str:
         extended += bool(newer and stored)
         run["status"] = status.get(trial_id, "unknown")
         run.close()
-    reindex(repo)
+    reindex_or_warn(repo)
     if table is not None:
         table["aim_run"] = table["trial_id"].map(hashes)
         results.write_atomic(table, d)
@@ -451,5 +462,5 @@ def attach_report(repo: str | os.PathLike, experiment: str, name: str, markdown:
         run.track(aim.Image(str(path), caption=key), name=f"plot/{key}", step=step)
     run.close()
     write_text_atomic(state, json.dumps({"hash": run.hash}))
-    reindex(repo)
+    reindex_or_warn(repo)
     return run.hash

@@ -87,7 +87,8 @@ def test_report_numbers_match_the_raw_tables(replicated, capsys):
     trials = pd.read_parquet(report_dir / "trials.parquet")
     assert len(trials) == 4 and set(trials["phase"]) == {"search", "replicate_1"}
     steps = pd.read_parquet(report_dir / "steps.parquet")
-    assert set(steps["step"]) == {100, 200} and len(steps) == 8  # one row per evaluation of each trial
+    evals = set(range(50, 201, 50))  # LONG_TRIAL
+    assert set(steps["step"]) == evals and len(steps) == 4 * len(evals)  # one row per evaluation of each trial
     html = (report_dir / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 3
     assert "search 2, replicate_1 2" in out and "Aim: run" in out

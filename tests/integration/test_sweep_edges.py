@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -204,6 +205,24 @@ def test_aim_unavailable_then_aim_sync(ray_address_with_faults, tmp_path):
     table = read_table(d / "results.csv")
     assert sorted(r["hash"] for r in runs) == sorted(table["aim_run"])
     assert all({("exact_acc", "eval"), ("loss", "train")} <= set(r["metrics"]) for r in runs)
-    again = sweeper("aim-sync", str(d), cwd=tmp_path)  # idempotent
+    _unindex_all_but_a_new_run(repo)  # the sweep's run is written but not indexed (a driver killed early)
+    again = sweeper("aim-sync", str(d), cwd=tmp_path)  # idempotent: continues that run, no duplicate
     assert again.returncode == 0 and "0 runs created, 0 runs extended" in again.stdout, again.stdout
     assert len(query_runs(repo, "noaim")) == 1
+
+
+def _unindex_all_but_a_new_run(repo: Path) -> None:
+    """Leave `repo` with an index that holds only one new, unrelated run: Aim's get_run and queries
+    then miss every other run, as they miss runs written after the last reindex."""
+    import aim
+    from aim.sdk.index_manager import RepoIndexManager
+
+    from sweeper.aim_log import release
+
+    shutil.rmtree(repo / ".aim" / "meta" / "index")
+    other = aim.Run(repo=str(repo), experiment="other", system_tracking_interval=None, capture_terminal_logs=False)
+    other.close()
+    try:
+        RepoIndexManager.get_index_manager(aim.Repo.from_path(str(repo))).index(other.hash)
+    finally:
+        release(repo)

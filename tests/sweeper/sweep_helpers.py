@@ -54,9 +54,10 @@ def write_spec(path: Path, data: dict[str, Any]) -> str:
     return str(path)
 
 
-# Overrides for trials that a test interrupts or kills: after their first report (step 10) they
-# train 190 more steps, seconds even on a fast machine, so the signal lands while they train.
-LONG_TRIAL = {"train.steps": 200, "train.eval_interval": 100, "train.log_interval": 10}
+# Overrides for trials that a test interrupts or kills. A trial reports to Tune at its evaluations,
+# so after its first report (step 50) it trains 150 more steps, seconds even on a fast machine:
+# the signal lands while it trains.
+LONG_TRIAL = {"train.steps": 200, "train.eval_interval": 50, "train.log_interval": 50}
 
 
 def _times(times_file: Path) -> dict[str, dict[str, Any]]:
@@ -72,8 +73,10 @@ def trials_ended(times_file: Path) -> int:
 
 
 def trial_training(times_file: Path) -> bool:
-    """A trial of the sweep is training: it has reported a result and has not ended."""
-    return any("first_result_at" in t and "ended_at" not in t for t in _times(times_file).values())
+    """A trial of the sweep is training: it has reported a result and has not ended (nor been
+    interrupted by an earlier run of the sweep, which leaves its entry so until it restarts)."""
+    return any("first_result_at" in t and "ended_at" not in t and not t.get("interrupted")
+               for t in _times(times_file).values())
 
 
 def interrupt_when_a_trial_ends(times_file: Path, deadline_s: float = 900) -> threading.Thread:
