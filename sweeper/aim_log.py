@@ -16,6 +16,8 @@ writes, one warning says so, the sweep goes on (its metrics stay in Tune's resul
 A resumed trial continues its run. A run whose trial is not in the resumed experiment (the driver
 was killed before Tune saved that trial) is closed as `orphaned` and archived, so the UI and
 `query_runs` show one run per trial.
+At its end a sweep adds its runs to the repo's index (`reindex(repo, hashes)`: SDK queries and the
+UI list only indexed runs), one process at a time (`index_lock`).
 Runs of a replicate phase also carry `sweep.phase` and the tag `replicate`; `attach_report` puts a
 sweep's report (table and plots) in its experiment as one more run, tagged `report`.
 """
@@ -31,7 +33,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from ray import tune
 
@@ -113,11 +115,12 @@ INDEX_LOCK_WAIT_S = 600.0
 def index_lock(path: str | os.PathLike, exclusive: bool, wait_s: float | None = None):
     """Hold `REPO/.aim/sweeper-index.lock` (flock): exclusive to rebuild the index, shared to read it.
 
-    Aim's reindex deletes the repo's index and builds it again, breaking any other process's lock on
-    it. Two at once (sweeps that end together) failed with a RocksDB lock error, hung, or left an
+    One process at a time may write the index (RocksDB's lock: a second writer fails at once), and
+    Aim's full rebuild deletes the index and builds it again, breaking any other process's lock on
+    it. Two rebuilds at once (sweeps that ended together) failed on that lock, hung, or left an
     index without some runs, which SDK queries and the UI then do not list; and a reader that
-    opens an index mid-rebuild takes it for corrupt and deletes it. So every rebuild and query here
-    takes this lock, and waits for it (up to `wait_s`, default INDEX_LOCK_WAIT_S), then raises
+    opens an index mid-rebuild takes it for corrupt and deletes it. So every index write and query
+    here takes this lock, and waits for it (up to `wait_s`, default INDEX_LOCK_WAIT_S), then raises
     TimeoutError naming the repo. Aim's own indexers (`aim up`, `aim storage reindex`) do not take
     it. A repo that does not exist yet, or whose lock file cannot be opened (read-only), is not locked.
     """
@@ -150,29 +153,50 @@ def index_lock(path: str | os.PathLike, exclusive: bool, wait_s: float | None = 
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def reindex(path: str | os.PathLike) -> None:
-    """Fold finished runs into the repo index, so SDK queries and the UI list them.
+def reindex(path: str | os.PathLike, hashes: Iterable[str] | None = None) -> None:
+    """Fold runs into the repo index, so SDK queries and the UI list them.
 
-    Same as `aim storage --repo PATH reindex -y` (aim 3.29's command calls this method).
+    `hashes`: the runs to index (those a sweep, a report or aim-sync wrote), each as Aim's own
+    indexer does it (`aim up` indexes runs this way), leaving the rest of the index alone; the cost
+    grows with the sweep, not with the repo. None: rebuild the whole index from scratch, as `aim
+    storage --repo PATH reindex -y` does (aim 3.29's command calls the same method), which Aim says
+    not to do while `aim up` runs. Either holds `index_lock`.
     """
     import io
 
     import aim
+    from aim.sdk.index_manager import RepoIndexManager
 
     with index_lock(path, exclusive=True):
         try:
-            with contextlib.redirect_stderr(io.StringIO()):  # its tqdm bar
-                aim.Repo.from_path(str(Path(path).resolve()))._recreate_index()
+            repo = aim.Repo.from_path(str(Path(path).resolve()))
+            if hashes is None:
+                with contextlib.redirect_stderr(io.StringIO()):  # its tqdm bar
+                    repo._recreate_index()
+            else:
+                manager = RepoIndexManager.get_index_manager(repo)
+                for run_hash in dict.fromkeys(hashes):
+                    if repo.run_exists(run_hash):
+                        manager.index(run_hash)
         finally:
+            repo = manager = None
             release(path)
 
 
-def reindex_or_warn(path, out=None) -> None:
+def reindex_or_warn(path, hashes: Iterable[str] | None = None) -> None:
     try:
-        reindex(path)
+        reindex(path, hashes)
     except Exception as exc:
-        print(f"warning: could not index the Aim repo {path} ({type(exc).__name__}: {exc}); run"
-              f" `aim storage --repo {path} reindex -y`", file=sys.stderr)
+        print(f"warning: could not index the Aim repo {path} ({type(exc).__name__}: {exc}); `aim up` indexes"
+              f" runs itself, or run `aim storage --repo {path} reindex -y` while no `aim up` runs", file=sys.stderr)
+
+
+def hashes_in(state_file: str | os.PathLike) -> list[str]:
+    """The run hashes in a sweep's aim_runs.json (trial id -> hash); [] when there is none."""
+    try:
+        return list(json.loads(Path(state_file).read_text()).values())
+    except (OSError, ValueError, AttributeError):
+        return []
 
 
 def up_command(path: str | os.PathLike, port: int = 43800) -> str:
@@ -431,7 +455,7 @@ def sync_sweep(d: Path, record: dict[str, Any]) -> str:
         extended += bool(newer and stored)
         run["status"] = status.get(trial_id, "unknown")
         run.close()
-    reindex_or_warn(repo)
+    reindex_or_warn(repo, hashes.values())
     if table is not None:
         table["aim_run"] = table["trial_id"].map(hashes)
         results.write_atomic(table, d)
@@ -462,5 +486,5 @@ def attach_report(repo: str | os.PathLike, experiment: str, name: str, markdown:
         run.track(aim.Image(str(path), caption=key), name=f"plot/{key}", step=step)
     run.close()
     write_text_atomic(state, json.dumps({"hash": run.hash}))
-    reindex_or_warn(repo)
+    reindex_or_warn(repo, [run.hash])
     return run.hash

@@ -180,7 +180,7 @@ def _run_phase(spec, phase_dir: Path, record: dict[str, Any], *, resume: bool, a
         record["status"], record["errors"] = _final_status(phase_dir, len(record["points"]),
                                                            spec.base_cfg.train.time_budget_s > 0)
         record.update(wall_s=round(time.time() - t0, 2), finished_at=time.time())
-        aim_log.reindex_or_warn(spec.aim_repo)
+        aim_log.reindex_or_warn(spec.aim_repo, aim_log.hashes_in(phase_dir / "aim_runs.json"))
         write_json_atomic(phase_dir / "phase.json", record)
         print(f"{phase_dir.name} of {spec.name} {record['status']} in {record['wall_s']:.0f}s"
               f" ({record['errors']} trials errored)", file=out)

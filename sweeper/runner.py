@@ -274,7 +274,7 @@ def _run(spec: SweepSpec, address: str | None, resume: bool, verbose: bool, out,
         interrupt.uninstall()
         with ThreadPoolExecutor(1) as pool:  # index the Aim repo while Ray stops
             if aim_ok:
-                pool.submit(aim_log.reindex_or_warn, spec.aim_repo, out)
+                pool.submit(aim_log.reindex_or_warn, spec.aim_repo, aim_log.hashes_in(d / "aim_runs.json"))
             if started:
                 import ray
 

@@ -100,3 +100,27 @@ def test_sweeps_that_index_one_repo_at_once_leave_every_run_listed(tmp_path):
             p.kill()
     assert [p.returncode for p in procs] == [0, 0, 0], errors
     assert [len(query_runs(repo, f"s{i}")) for i in range(3)] == [3, 3, 3]
+
+
+def test_reindex_of_given_runs_adds_them_and_keeps_the_rest(tmp_path):
+    """A sweep's end indexes its own runs only: they become visible, runs indexed before stay, and
+    a run nobody indexed is not listed yet (so the test sees which runs each call indexed)."""
+    import aim
+
+    from sweeper.aim_log import ensure_repo
+
+    repo = ensure_repo(tmp_path / "aim")
+
+    def write(name: str) -> str:
+        run = aim.Run(repo=str(repo), experiment="x", system_tracking_interval=None, capture_terminal_logs=False)
+        run["sweep"] = {"name": name, "trial_id": "0"}
+        run.close()
+        return run.hash
+
+    first = write("a")
+    reindex(repo, [first])
+    second, third = write("b"), write("c")
+    reindex(repo, [second, "0" * 24])  # a hash with no run (e.g. a deleted one) is skipped
+    assert [len(query_runs(repo, name)) for name in "abc"] == [1, 1, 0]
+    reindex(repo)  # the full rebuild lists every run
+    assert [len(query_runs(repo, name)) for name in "abc"] == [1, 1, 1]
