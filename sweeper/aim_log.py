@@ -113,7 +113,7 @@ INDEX_LOCK_WAIT_S = 600.0
 
 @contextlib.contextmanager
 def index_lock(path: str | os.PathLike, exclusive: bool, wait_s: float | None = None):
-    """Hold `REPO/.aim/sweeper-index.lock` (flock): exclusive to rebuild the index, shared to read it.
+    """Hold `REPO/.aim/sweeper-index.lock` (flock): exclusive to write the index, shared to read it.
 
     One process at a time may write the index (RocksDB's lock: a second writer fails at once), and
     Aim's full rebuild deletes the index and builds it again, breaking any other process's lock on
