@@ -19,7 +19,10 @@ loading or model set-up). Printed, per sweep:
   imports, dataset, model, first compile), from the first result's arrival minus its elapsed time;
 - slot gap (median): a trial ending -> the next trial starting in the freed slot;
 - first start: the slowest trial start latency, the first trial in a slot (its worker imports
-  torch and Ray Tune).
+  torch and Ray Tune);
+- end idle: wall seconds (slot-seconds / concurrency) that slots sat idle at the end with no
+  trial left to start, i.e. the last trials running alone: the sweep's shape, not the platform;
+  `overhead_vs_own_no_end_idle` is the overhead without it.
 
 `--ray embedded,started` alternates the sweep's own Ray (what `python -m sweeper run` starts and
 stops) with a Ray started once before the sweeps (`ray start --head --block`, local, token auth,
@@ -77,6 +80,7 @@ def one_sweep(spec_file: str, sets: list[str], workdir: Path, name: str, address
     ends = sorted(t["ended_at"] for _, t in rows)
     gaps = [s - e for s, e in zip(starts[conc:], ends) if s >= e]  # the i-th end frees the slot of the (i+conc)-th start
     wall = t_end - t0
+    end_idle = end_idle_s(sorted((t["started_at"], t["ended_at"]) for _, t in rows), conc)
     per_trial = [{"trial": tid, "start": round(t["started_at"] - t0, 1), "tune_s": round(t["ended_at"] - t["started_at"], 1),
                   "own_s": round(float(table.loc[tid, "time/elapsed_s"]), 1) if tid in table.index else None,
                   "latency_s": round(t["first_result_at"] - t["first_elapsed_s"] - t["started_at"], 2)
@@ -90,8 +94,20 @@ def one_sweep(spec_file: str, sets: list[str], workdir: Path, name: str, address
         "start_latency_s": statistics.median(latency) if latency else float("nan"),
         "slot_gap_s": statistics.median(gaps) if gaps else float("nan"),
         "first_start_s": max(latency) if latency else float("nan"),
+        "end_idle_s": end_idle, "overhead_vs_own_no_end_idle": (wall - end_idle) / (sum(own_s) / conc) - 1,
         "best": (record.get("best") or {}).get("mean"), "phases_s": record.get("phases_s"),
     }
+
+
+def end_idle_s(trials: list[tuple[float, float]], conc: int) -> float:
+    """Seconds of wall time that the sweep's slots sat idle at its end because no trial was left to
+    start (slot-seconds / concurrency): the shape of the sweep (its last trial running alone), not
+    the platform. Each trial, in start order, takes the slot freed first."""
+    slots = [float("-inf")] * conc
+    for start, end in trials:
+        slots[slots.index(min(slots))] = end
+    last = max(slots)
+    return sum(last - e for e in slots if e > float("-inf")) / conc
 
 
 @contextlib.contextmanager
@@ -165,7 +181,8 @@ def main() -> None:
     cols = [("ray", "{}"), ("status", "{}"), ("trials", "{}"), ("concurrency", "{}"), ("wall_s", "{:.1f}"), ("tune_sum_s", "{:.1f}"),
             ("own_sum_s", "{:.1f}"), ("overhead_vs_tune", "{:+.1%}"), ("overhead_vs_own", "{:+.1%}"),
             ("startup_s", "{:.1f}"), ("tail_s", "{:.1f}"), ("start_latency_s", "{:.2f}"), ("slot_gap_s", "{:.2f}"),
-            ("first_start_s", "{:.2f}"), ("best", "{:.3f}")]
+            ("first_start_s", "{:.2f}"), ("end_idle_s", "{:.1f}"),
+            ("overhead_vs_own_no_end_idle", "{:+.1%}"), ("best", "{:.3f}")]
     table = [[k for k, _ in cols]] + [[f.format(r[k]) if r[k] is not None else "-" for k, f in cols] for r in results]
     widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
     print(f"spec {args.spec} {' '.join(args.sets)}; load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
