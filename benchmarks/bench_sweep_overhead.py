@@ -25,9 +25,9 @@ loading or model set-up). Printed, per sweep:
   `overhead_vs_own_no_end_idle` is the overhead without it.
 
 `--ray embedded,started` alternates the sweep's own Ray (what `python -m sweeper run` starts and
-stops) with a Ray started once before the sweeps (`ray start --head --block`, local, token auth,
-the same CPUs; the sweeps join it with `--address`, as a series of sweeps on a started
-workstation does). Each started sweep gets a fresh `ray start` (not counted in its time), stopped
+stops) with a Ray started before the sweep (`ray start --head --block`, local, token auth, the
+same CPUs), which the sweep joins with `--address`, as each of a series of sweeps on a started
+workstation does. Each such sweep gets a fresh `ray start`, not counted in its time and stopped
 before the next sweep, so no sweep shares the machine with an idle second Ray.
 
 Not part of the test suite. On a shared machine the figures move with the load: run --repeat 3
