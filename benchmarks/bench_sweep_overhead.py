@@ -116,6 +116,9 @@ def started_ray(cpus: int, workdir: Path):
     yields its address and stops the group however the block ends."""
     import socket
 
+    from sweeper.preflight import check_address
+    from trm_core.errors import UserError
+
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -128,19 +131,21 @@ def started_ray(cpus: int, workdir: Path):
                              f"--port={port}", f"--num-cpus={cpus}",
                              "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    address = f"127.0.0.1:{port}"
     try:
         deadline = time.time() + 120
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"ray start exited with {proc.returncode}: see {workdir / 'ray_start.log'}")
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if time.time() > deadline:
-                raise RuntimeError("ray start: the head did not listen within 120 s")
-            time.sleep(0.5)
+            try:
+                check_address(address, timeout_s=1.0)  # the sweeper's own probe of --address
+                break
+            except UserError:
+                if time.time() > deadline:
+                    raise RuntimeError("ray start: the head did not listen within 120 s") from None
+                time.sleep(0.5)
         time.sleep(3)  # the raylet registers after the GCS listens
-        yield f"127.0.0.1:{port}"
+        yield address
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
