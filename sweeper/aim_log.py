@@ -18,8 +18,12 @@ was killed before Tune saved that trial) is closed as `orphaned` and archived, s
 `query_runs` show one run per trial.
 At its end a sweep adds its runs to the repo's index (`reindex(repo, hashes)`: SDK queries and the
 UI list only indexed runs), one process at a time (`index_lock`).
-Runs of a replicate phase also carry `sweep.phase` and the tag `replicate`; `attach_report` puts a
-sweep's report (table and plots) in its experiment as one more run, tagged `report`.
+A trial's run is named `SWEEP/CONFIG_ID/seedN` (`SWEEP/PHASE/CONFIG_ID/seedN` in a replicate phase)
+and tagged `sweep:SWEEP`, `phase:PHASE` (search, replicate_N) and `config:CONFIG_ID`, so Aim's UI
+groups the seeds of a configuration, or a sweep's phases, in one click (tags, or the param
+`sweep.config_id`). Runs of a replicate phase also carry the tag `replicate`; `attach_report` puts a
+sweep's report (table and plots) in its experiment as one more run, tagged `report`,
+`sweep:SWEEP` and `phase:report`.
 """
 
 from __future__ import annotations
@@ -204,7 +208,7 @@ def up_command(path: str | os.PathLike, port: int = 43800) -> str:
 
 
 def query_runs(path: str | os.PathLike, sweep: str, archived: bool = False) -> list[dict[str, Any]]:
-    """The sweep's runs as plain dicts: hash, name, hparams, sweep attrs, status, metric names per context.
+    """The sweep's runs as plain dicts: hash, name, hparams, sweep attrs, status, tags, metric names per context.
 
     Archived runs (orphans of a killed driver) are left out unless `archived`."""
     import aim
@@ -219,7 +223,7 @@ def query_runs(path: str | os.PathLike, sweep: str, archived: bool = False) -> l
                 metrics = sorted({(m.name, m.context.to_dict().get("subset", "")) for m in run.metrics()})
                 out.append({"hash": run.hash, "name": run.name, "hparams": run.get("hparams") or {},
                             "sweep": sweep_attrs, "status": run.get("status"), "archived": run.archived,
-                            "metrics": metrics, "experiment": run.experiment})
+                            "metrics": metrics, "experiment": run.experiment, "tags": sorted(run.tags)})
         finally:
             run = None
             release(path)
@@ -261,16 +265,32 @@ def track_result(run, result: dict[str, Any], keys: list[str]) -> int:
     return step
 
 
+SEARCH = "search"
+"""The phase of a sweep's own trials (replicate phases are replicate_1, replicate_2, ...)."""
+
+
+def run_name(sweep: str, info: dict[str, Any], phase: str | None = None) -> str:
+    """`SWEEP/CONFIG_ID/seedN`, with the phase after the sweep outside the search: seeds of a
+    configuration sit side by side in Aim's run list."""
+    middle = f"{phase}/" if phase and phase != SEARCH else ""
+    return f"{sweep}/{middle}{info['config_id']}/seed{info['seed']}"
+
+
+def tags(sweep: str, phase: str, config_id: str | None = None) -> list[str]:
+    return [f"sweep:{sweep}", f"phase:{phase}"] + ([f"config:{config_id}"] if config_id else [])
+
+
 def new_run(repo: str, experiment: str, sweep: str, trial_id: str, info: dict[str, Any], phase: str | None = None):
     import aim
 
+    phase = phase or SEARCH
     run = aim.Run(repo=repo, experiment=experiment, system_tracking_interval=None, capture_terminal_logs=False)
-    run.name = f"{sweep}/{trial_id}/seed{info['seed']}"
+    run.name = run_name(sweep, info, phase)
     run["hparams"] = {**info["params"], "seed": info["seed"]}
     run["sweep"] = {"name": sweep, "trial_id": trial_id, "seed": info["seed"], "config_id": info["config_id"],
-                    **({"phase": phase} if phase else {})}
-    if phase:  # a replicate phase (sweeper/replicate.py)
-        run.add_tag("replicate")
+                    "phase": phase}
+    for tag in tags(sweep, phase, info["config_id"]) + (["replicate"] if phase != SEARCH else []):
+        run.add_tag(tag)
     run["config"] = info["config"]
     return run
 
@@ -463,7 +483,8 @@ def sync_sweep(d: Path, record: dict[str, Any]) -> str:
 
 
 def attach_report(repo: str | os.PathLike, experiment: str, name: str, markdown: str,
-                  images: dict[str, str | os.PathLike], summary: dict[str, Any], state_file: str | os.PathLike) -> str:
+                  images: dict[str, str | os.PathLike], summary: dict[str, Any], state_file: str | os.PathLike,
+                  sweep: str | None = None) -> str:
     """Attach a report to a sweep's Aim experiment: one run named `{name}` (tag `report`) holding
     `report` (the headline numbers, as params: queryable), the markdown tables as aim.Text `report`
     and each plot as aim.Image `plot/{key}`. Making the report again adds a step to the same run
@@ -477,8 +498,9 @@ def attach_report(repo: str | os.PathLike, experiment: str, name: str, markdown:
     run = aim.Run(run_hash=old, **kwargs) if old else aim.Run(experiment=experiment, **kwargs)
     step = int(run.get("report_count") or 0)
     run.name = name
-    if "report" not in run.tags:
-        run.add_tag("report")
+    for tag in ["report", *tags(sweep or name.split("/")[0], "report")]:
+        if tag not in run.tags:
+            run.add_tag(tag)
     run["report_count"] = step + 1
     run["report"] = summary
     run.track(aim.Text(markdown), name="report", step=step)

@@ -4,14 +4,16 @@
     python -m sweeper resume [NAME_OR_PATH]        # no name: the most recent unfinished sweep
     python -m sweeper ls
     python -m sweeper aim-sync NAME_OR_PATH        # record in Aim what an Aim outage left out
-    python -m sweeper replicate NAME --top K --seeds 0,1,2,3
+    python -m sweeper replicate NAME --top K --seeds 0,1,2,3 [--set key=value ...]
     python -m sweeper report NAME [B] [--metric M] [--format md,html] [--out DIR]
     python -m sweeper submit SPEC [--set ...] [--address http://HOST:8265]   # a Ray job (sweeper/jobs.py)
     python -m sweeper jobs [--address ...] [--logs JOB];  python -m sweeper stop JOB [--address ...]
 
-Every user error is one line on stderr with exit code 2 (trm_core.errors.run_cli); names, paths
-and the cluster address are checked before Ray starts (sweeper.preflight). Exit codes of run and
-resume: 0 finished (or stopped by its time budget), 1 failed, 130 interrupted (Ctrl-C, SIGTERM).
+Every user error is one line on stderr with exit code 2 (trm_core.errors.run_cli); names, paths,
+the cluster address, the data and the resources a trial needs are checked before Ray starts and
+before the sweep directory is claimed (sweeper.preflight). Exit codes of run and resume: 0 finished
+(or stopped by its time budget), 1 failed (also: no trial reported the metric), 130 interrupted
+(Ctrl-C, SIGTERM). Flags shared with `python -m trm_core` (--set, --progress-every) work the same way.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from typing import Sequence
 
 import yaml
 
+from trm_core.cli import honour_sigint
 from trm_core.errors import OneLineArgumentParser, add_set_flag, run_cli
+from trm_core.train.cli import add_progress_flag
 
 EXIT_CODES = {"finished": 0, "time_budget": 0, "failed": 1, "interrupted": 130}
 
@@ -35,16 +39,14 @@ def build_parser() -> OneLineArgumentParser:
     add_set_flag(run, "sets", "override spec keys (search.num_samples=4) or trainer config keys (train.steps=200);"
                  " --set a=1 b=2 and --set a=1 --set b=2 are the same")
     run.add_argument("--dry-run", action="store_true", help="validate and print the plan, run nothing")
-    run.add_argument("--address", help="an existing Ray cluster (e.g. auto); default: start an embedded local Ray")
-    run.add_argument("--name", help="sweep name: letters, digits, '_-.' (default: the spec's name; time-stamped if taken)")
-    run.add_argument("--verbose", action="store_true", help="show the trials' own output and Tune's tracebacks")
-    _dashboard_flag(run)
+    run.add_argument("--name", help="sweep name: letters, digits, '_-.'; refused when a sweep has it (resume that one);"
+                                    " also the Aim experiment unless aim.experiment is set (default: the spec's name,"
+                                    " time-stamped when taken)")
+    _driver_flags(run)
     resume = sub.add_parser("resume", help="continue an interrupted sweep (search state kept)")
     resume.add_argument("sweep", metavar="NAME_OR_PATH", nargs="?", help="default: the most recent unfinished sweep")
     resume.add_argument("--storage", help="storage root holding the sweep (default runs/sweeps)")
-    resume.add_argument("--address")
-    resume.add_argument("--verbose", action="store_true")
-    _dashboard_flag(resume)
+    _driver_flags(resume)
     ls = sub.add_parser("ls", help="past sweeps with status and best value")
     ls.add_argument("--storage", help="storage root (default runs/sweeps)")
     sync = sub.add_parser("aim-sync", help="write to Aim the trials and metrics an Aim outage left out")
@@ -55,6 +57,15 @@ def build_parser() -> OneLineArgumentParser:
 
     add_job_commands(sub)
     return parser
+
+
+def _driver_flags(p, dashboard: bool = True) -> None:
+    """The flags of every command that runs trials (run, resume, replicate): one text for each."""
+    p.add_argument("--address", help="an existing Ray cluster (auto, or HOST:PORT); default: start an embedded local Ray")
+    p.add_argument("--verbose", action="store_true", help="show the trials' own output and Tune's tracebacks")
+    add_progress_flag(p)
+    if dashboard:
+        _dashboard_flag(p)
 
 
 def _dashboard_flag(p) -> None:
@@ -70,8 +81,9 @@ def add_report_commands(sub) -> None:
     rep.add_argument("--top", type=int, required=True, metavar="K", help="how many of the best configurations")
     rep.add_argument("--seeds", required=True, help="seeds, e.g. 0,1,2,3 or 0-3")
     rep.add_argument("--storage", help="storage root holding the sweep (default runs/sweeps)")
-    rep.add_argument("--address", help="an existing Ray cluster (e.g. auto); default: start an embedded local Ray")
-    rep.add_argument("--verbose", action="store_true", help="show the trials' own output")
+    add_set_flag(rep, "sets", "for this phase: resources.cpu/gpu, search.max_concurrent, failure.max_retries, or"
+                 " trainer config keys (train.steps=200), which make the replicated configurations new ones")
+    _driver_flags(rep, dashboard=False)
     report = sub.add_parser("report", help="seed statistics, plots and exports of a sweep; with two, a comparison")
     report.add_argument("sweeps", nargs="+", metavar="NAME[:SELECTOR]",
                         help="one sweep, or two sides A B to compare (a sweep, or NAME:cfg-id / NAME:key=value)")
@@ -85,35 +97,54 @@ def add_report_commands(sub) -> None:
 
 def cmd_run(args) -> int:
     from sweeper import preflight
-    from sweeper.spec import load_spec
+    from sweeper.spec import load_spec, set_keys
 
-    spec = load_spec(args.spec, args.sets)
+    # a name typed on the command line is the user's choice: refused when taken, never changed
+    explicit = "--name" if args.name is not None else "--set name" if "name" in set_keys(args.sets) else None
     if args.name is not None:
-        spec.name = preflight.check_name(args.name)
+        preflight.check_name(args.name)
+    spec = load_spec(args.spec, args.sets, name=args.name)
     preflight.check_address(args.address)
+    _set_progress(args)
     if args.dry_run:
         preflight.check_paths(spec, create=False)
-        print(dry_run_text(spec, args.address))
+        text = dry_run_text(spec, args.address, preflight.planned_sweep_dir(spec.storage, spec.name, explicit))
+        problems = preflight.start_problems(spec, local=args.address is None)
+        print(text + "".join(f"\ncannot start here: {p}" for p in problems))
         return 0
+    preflight.check_paths(spec, create=False)
+    preflight.check_can_start(spec, local=args.address is None)  # data and resources, before a directory is claimed
     preflight.check_paths(spec, create=True)
     from sweeper.runner import run_sweep
 
-    spec.name, _ = preflight.claim_sweep_dir(spec.storage, spec.name)
+    spec.name, _ = preflight.claim_sweep_dir(spec.storage, spec.name, explicit)
     spec.file = str(Path(spec.file).resolve())
     record = run_sweep(spec, address=args.address, verbose=args.verbose, record={"sets": args.sets},
                        dashboard=args.dashboard)
     return EXIT_CODES.get(record["status"], 1)
 
 
+def _set_progress(args) -> None:
+    from sweeper import progress
+
+    progress.LOG_EVERY_S = args.progress_every
+
+
 def cmd_resume(args) -> int:
     from sweeper import preflight
     from sweeper.runner import run_sweep
-    from sweeper.sweeps import check_resumable, find_sweep, latest_unfinished, spec_for_resume
+    from sweeper.sweeps import (check_resumable, find_sweep, finished_text, latest_unfinished, read_record,
+                                spec_for_resume)
 
     preflight.check_address(args.address)
     d = find_sweep(args.sweep, args.storage) if args.sweep else latest_unfinished(args.storage)
+    record = read_record(d) or {}
+    if record.get("status") == "finished":  # nothing to run: no Ray start, nothing rewritten
+        print(finished_text(d, record))
+        return 0
     spec, record = spec_for_resume(d)
     check_resumable(d, record)
+    _set_progress(args)
     record = run_sweep(spec, address=args.address, verbose=args.verbose, resume=True, record=record,
                        dashboard=args.dashboard)
     return EXIT_CODES.get(record["status"], 1)
@@ -139,8 +170,9 @@ def cmd_ls(args) -> int:
 def cmd_replicate(args) -> int:
     from sweeper.replicate import parse_seeds, run_replicate
 
+    _set_progress(args)
     record = run_replicate(args.sweep, args.top, parse_seeds(args.seeds), storage=args.storage,
-                           address=args.address, verbose=args.verbose)
+                           address=args.address, verbose=args.verbose, sets=args.sets)
     return 0 if record["status"] == "finished" else 1
 
 
@@ -150,7 +182,7 @@ def cmd_report(args) -> int:
     return report_command(args)
 
 
-def dry_run_text(spec, address: str | None = None) -> str:
+def dry_run_text(spec, address: str | None = None, sweep_dir: Path | None = None) -> str:
     """The resolved plan: base config, space, search, resources per trial and concurrency."""
     from trm_core.config import to_dict
 
@@ -175,7 +207,9 @@ def dry_run_text(spec, address: str | None = None) -> str:
     lines.append(f"resources per trial: {spec.cpu:g} CPU, {spec.gpu:g} GPU; retries {spec.max_retries};"
                  f" time budget {f'{spec.time_budget_s:g}s' if spec.time_budget_s else 'none'}")
     lines.append(_concurrency_line(spec, address))
-    lines.append(f"storage: {spec.storage / spec.name}")
+    where = sweep_dir or spec.storage / spec.name
+    taken = f" ({spec.name} is taken: a time-stamped name)" if where.name != spec.name else ""
+    lines.append(f"sweep directory: {where}{taken}")
     lines.append(f"aim: repo {spec.aim_repo}, experiment {spec.aim_experiment}")
     return "\n".join(lines)
 
@@ -199,7 +233,8 @@ def _concurrency_line(spec, address: str | None) -> str:
     n = resources.concurrency(spec, nodes)
     if n == 0:
         return (f"concurrency on {where} ({desc}): none - a trial needs {spec.cpu:g} CPU and {spec.gpu:g} GPU;"
-                f" `run` would stop with an error here: use --address for a cluster that has them")
+                f" `run` would stop with an error here: use --address for a cluster that has them"
+                + (f", or run {spec.cpu_variant}" if spec.cpu_variant else ""))
     return f"concurrency on {where} ({desc}): {n} trials at a time"
 
 
@@ -215,4 +250,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> None:
+    honour_sigint()  # as `python -m trm_core`: a background sweep stops on SIGINT too
     sys.exit(run_cli(main))

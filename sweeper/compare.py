@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,8 +132,32 @@ def _side_text(name: str, s: Side) -> str:
             f" {','.join(str(int(x)) for x in sorted(s.final['seed']))}.")
 
 
-def blocks_for(a: Side, b: Side, table: pd.DataFrame, seed: int) -> list:
+def task_of(side: Side) -> str | None:
+    """The puzzles a side trained on, `sudoku 6x6`, from the trainer's config.yaml of one of its final
+    trials (a sweep may search data keys); None when no trial folder holds one."""
+    for trial_dir in side.final.get("trial_dir", pd.Series(dtype=str)):
+        f = Path(str(trial_dir)) / "trainer" / "config.yaml"  # sweeper.trainable: the trainer's out_dir
+        try:
+            data = (yaml.safe_load(f.read_text()) or {}).get("data") or {}
+        except (OSError, yaml.YAMLError, AttributeError):
+            continue
+        return f"{data.get('task')} {data.get('board_size')}x{data.get('board_size')}"
+    return None
+
+
+def task_warning(a: Side, b: Side) -> str | None:
+    """Sides trained on different puzzles (4x4 vs 6x6): their numbers measure different tasks."""
+    ta, tb = task_of(a), task_of(b)
+    if ta and tb and ta != tb:
+        return (f"A trained on {ta} puzzles and B on {tb}: their {a.sweep.metric} measure different tasks, so the"
+                f" difference below is not a comparison of methods")
+    return None
+
+
+def blocks_for(a: Side, b: Side, table: pd.DataFrame, seed: int, warning: str | None = None) -> list:
     blocks: list = [Heading(1, f"Comparison: {a.label} vs {b.label}"), Para(_side_text("A", a)), Para(_side_text("B", b))]
+    if warning:
+        blocks.append(Para(f"Warning: {warning}."))
     for name, s in (("A", a), ("B", b)):
         if s.sweep.running:
             blocks.append(Para(f"Still running: {name}'s sweep has unfinished trials; this covers those finished."))
@@ -176,7 +201,10 @@ def make_comparison(text_a: str, text_b: str, out_dir: Path | None, formats: lis
     out_dir = out_dir or a.sweep.dir / "compare" / f"{_slug(text_a)}-vs-{_slug(text_b)}"
     out_dir.mkdir(parents=True, exist_ok=True)
     table = comparison_table(a, b, seed)
-    blocks = blocks_for(a, b, table, seed)
+    warning = task_warning(a, b)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    blocks = blocks_for(a, b, table, seed, warning)
     images = _plots(a, b, out_dir / "plots")
     if images:
         blocks += [Heading(2, "Plots")] + [Image(p, alt) for alt, p in images.values()]

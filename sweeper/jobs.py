@@ -138,10 +138,10 @@ def cmd_submit(args) -> int:
 
     workdir = Path.cwd().resolve()
     spec_rel = spec_in_workdir(args.spec, workdir)
-    spec = load_spec(args.spec, args.sets)  # a bad spec or --set fails here, before any connection
     extra = []
     if args.name is not None:
         extra = ["--name", preflight.check_name(args.name)]
+    spec = load_spec(args.spec, args.sets, name=args.name)  # a bad spec or --set fails here, before any connection
     client = connect(args.address)
     command = entrypoint(spec_rel, list(args.sets), spec.storage, spec.aim_repo, extra)
     runtime_env = {"working_dir": str(workdir), "excludes": EXCLUDES,
@@ -235,7 +235,8 @@ def add_job_commands(sub) -> None:
     submit.add_argument("spec", help="sweep spec YAML inside the current directory (which is sent to the cluster)")
     add_set_flag(submit, "sets", "override spec or trainer config keys, as in `run`")
     submit.add_argument("--address", help=help_address)
-    submit.add_argument("--name", help="sweep name (default: the spec's name; time-stamped if taken)")
+    submit.add_argument("--name", help="sweep name, as in `run` (refused on the cluster when a sweep has it;"
+                                       " default: the spec's name, time-stamped if taken)")
     submit.add_argument("--no-wait", action="store_true", help="print the job id and return")
     jobs = sub.add_parser("jobs", help="the cluster's jobs with status")
     jobs.add_argument("--address", help=help_address)

@@ -1,4 +1,10 @@
-"""Progress display (trials running / done / best) and bookkeeping of the sweep directory.
+"""Progress display (trials running / done / best so far / ETA) and bookkeeping of the sweep directory.
+
+The line's `best` is the best value of the metric any trial has reported so far, under the spec's
+mode (it never gets worse, as in Tune's and W&B's summaries), with the configuration, seed and step
+that reached it; ETA appears once a trial has ended: the trials left times the sweep's time per
+ended trial so far. On a terminal the line is redrawn in place; in a log file it is written when it
+changes and at least every LOG_EVERY_S seconds, so a log never stays silent while trials train.
 
 A Tune callback on the driver: it records when each trial started and ended (the evidence that
 fractional-GPU trials overlap), where it runs (host, pid) and its last step, counts retries and
@@ -19,6 +25,9 @@ from typing import Any
 from ray import tune
 
 from sweeper import interrupt, results
+
+LOG_EVERY_S = 30.0
+"""In a log file (not a terminal): the longest time between two progress lines (`--progress-every`; 0: on change only)."""
 
 _FAILED: dict[str, int] = {}
 """Failed trials per sweep directory, read by FailureBudget (both live in the driver process)."""
@@ -54,6 +63,10 @@ class ProgressCallback(tune.Callback):
         self._last_draw = 0.0
         self._config_ids: dict[str, str] = {}
         self._said_no_metric = False
+        self._best_seen: tuple | None = None
+        """(value, config id, seed, step) of the best metric value reported so far."""
+        self._last_write = 0.0
+        self._ended_before = 0
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -62,7 +75,8 @@ class ProgressCallback(tune.Callback):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # a sweep pickled by an older version lacks the newer attributes
-        self.__dict__.update({"max_failed": None, "_config_ids": {}, "_said_no_metric": False, **state})
+        self.__dict__.update({"max_failed": None, "_config_ids": {}, "_said_no_metric": False, "_best_seen": None,
+                              "_last_write": 0.0, "_ended_before": 0, **state})
 
     @property
     def times_file(self) -> Path:
@@ -77,6 +91,7 @@ class ProgressCallback(tune.Callback):
         if self.times_file.exists():
             self._times = json.loads(self.times_file.read_text())
         _FAILED[self.sweep_dir] = sum(bool(t.get("failed")) for t in self._times.values())
+        self._ended_before = sum("ended_at" in t for t in self._times.values())  # a resumed sweep's ETA counts this run only
 
     # -- Tune hooks ------------------------------------------------------------------------------
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
@@ -112,6 +127,7 @@ class ProgressCallback(tune.Callback):
             t.update(first_result_at=time.time(), first_elapsed_s=result["time/elapsed_s"])
         t.update(pid=result.get("pid"), host=result.get("hostname"), last_step=result.get("step"))
         self._save_times()
+        self._note_best(trial, result)
 
     def on_step_end(self, iteration, trials, **info) -> None:
         self._draw(trials)
@@ -160,24 +176,27 @@ class ProgressCallback(tune.Callback):
         err = sum(s == "ERROR" for s in status)
         running = sum(s == "RUNNING" for s in status)
         diverged = sum(bool((t.last_result or {}).get(results.DIVERGED_KEY)) for t in trials)
-        best = self._best(trials)
-        elapsed = time.strftime("%M:%S", time.gmtime(time.time() - self._t0))
-        text = f"[{self.name}] {elapsed}  trials: {running} running, {done + err}/{self.total} done"
+        elapsed = time.time() - self._t0
+        text = f"[{self.name}] {_clock(elapsed)}  trials: {running} running, {done + err}/{self.total} done"
         problems = [f"{n} {word}" for n, word in ((err, "errored"), (diverged, "diverged")) if n]
         text += f" ({', '.join(problems)})" if problems else ""
-        if best is not None:
-            text += f"  best {self.metric}={best[0]:.4f} ({best[1]}, seed {best[2]})"
+        if self._best_seen is not None:
+            value, config_id, seed, step = self._best_seen
+            text += f"  best so far {self.metric}={value:.4f} ({config_id}, seed {seed}, step {step})"
+        ended = done + err
+        ended_here = ended - self._ended_before
+        if ended_here > 0 and ended < self.total:
+            text += f"  ETA ~{_clock(elapsed / ended_here * (self.total - ended))}"
         return text
 
-    def _best(self, trials):
-        scored = [(t.last_result[self.metric], self.config_id(t), self.trial_info.seed_of(t.config)) for t in trials
-                  if t.last_result and isinstance(t.last_result.get(self.metric), (int, float))
-                  and math.isfinite(t.last_result[self.metric])]
-        if not scored:
-            return None
-        scored.sort(key=lambda x: x[1])  # ties go to the smallest config id, as in the summary table
-        key = (lambda x: x[0])
-        return max(scored, key=key) if self.mode == "max" else min(scored, key=key)
+    def _note_best(self, trial, result) -> None:
+        """Keep the best value reported so far (any trial, any step) under the spec's mode."""
+        value = result.get(self.metric)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return
+        better = (self._best_seen is None or (value > self._best_seen[0] if self.mode == "max" else value < self._best_seen[0]))
+        if better:
+            self._best_seen = (float(value), self.config_id(trial), self.trial_info.seed_of(trial.config), result.get("step"))
 
     def _draw(self, trials, force: bool = False) -> None:
         now = time.time()
@@ -188,7 +207,22 @@ class ProgressCallback(tune.Callback):
         line = self.line(trials)
         if out.isatty():
             out.write("\r\033[K" + line)
-        elif line.split("  ", 1)[-1] != self._last_line.split("  ", 1)[-1]:
-            out.write(line + "\n")  # a log file gets a line per change, not per second
+        elif (_news(line) != _news(self._last_line)  # a log file gets a line per change, not per second,
+              or (LOG_EVERY_S > 0 and now - self._last_write >= LOG_EVERY_S)):  # and one at least this often
+            out.write(line + "\n")
+            self._last_write = now
         out.flush()
         self._last_line = line
+
+
+def _news(line: str) -> str:
+    """The part of a progress line that is news: not the clock, not the ETA (they change every second)."""
+    return line.split("  ", 1)[-1].split("  ETA")[0]
+
+
+def _clock(seconds: float) -> str:
+    """12:34, or 1:02:03 past an hour."""
+    seconds = max(0, int(seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60:02d}:{rest % 60:02d}"
+

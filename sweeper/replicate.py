@@ -13,6 +13,11 @@ re-run over more seeds, as a second phase of the same sweep.
   with the exact parameters of the search's trials (their params.json), so their config_id is the
   search's and reports pool the seeds. Their Aim runs carry `sweep.phase = replicate_N` and the tag
   `replicate`. No scheduler: every trial trains to train.steps.
+- `--set`: `resources.cpu`, `resources.gpu`, `search.max_concurrent` and `failure.max_retries` change
+  how the phase runs, not what a trial computes. A trainer config key (`train.steps=200`) changes
+  what it computes, so it becomes one more parameter of every replicated configuration: they get
+  their own configuration ids (results, reports and Aim keep them apart from the search's) and no
+  search trial is reused. Any other key (the metric, the space, seeds) is refused: that is a new sweep.
 - Resume: the same command continues an interrupted phase (Tune's restore); a different one is
   refused until that phase is finished.
 """
@@ -73,7 +78,53 @@ def exact_params(sweep: rd.Sweep, group: str) -> dict[str, Any]:
                     f" (looked under {sweep.dir}); replicate needs the search's trial folders")
 
 
-def make_plan(sweep: rd.Sweep, top: int, seeds: list[int]) -> dict[str, Any]:
+PHASE_KEYS = ("resources.cpu", "resources.gpu", "search.max_concurrent", "failure.max_retries")
+"""Spec keys a replicate phase may set: how it runs, not what its trials compute."""
+
+
+def split_sets(sets: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """`--set` of a replicate phase -> (spec-level sets, trainer overrides {key: value}); other keys refused."""
+    from trm_core.config import field_types, parse_override
+
+    spec_sets, overrides = [], {}
+    types = field_types()
+    for text in sets:
+        key, value = parse_override(text)
+        if key in PHASE_KEYS:
+            spec_sets.append(text)
+        elif key in types:
+            overrides[key] = value
+        else:
+            raise UserError(f"replicate --set {key}: a replicate phase takes {', '.join(PHASE_KEYS)} or trainer config"
+                            f" keys (train.steps=200); to change {key}, run a new sweep with"
+                            f" `python -m sweeper run SPEC --set {text}`")
+    return spec_sets, overrides
+
+
+def phase_spec(d: Path, spec_sets: list[str], overrides: dict[str, Any]):
+    """The sweep's spec with the phase's --set applied; trainer overrides checked on its base config."""
+    from trm_core.config import from_dict, set_value, to_dict, validate as validate_config
+    from trm_core.errors import ConfigError
+
+    from sweeper.spec import apply_sets, validate
+    from sweeper.sweeps import spec_for_resume
+
+    spec, record = spec_for_resume(d)
+    if spec_sets:
+        name, storage, aim_repo = spec.name, spec.storage, spec.aim_repo
+        spec = validate(record["spec_file"], apply_sets(record["spec_file"], record["spec"], spec_sets))
+        spec.name, spec.storage, spec.aim_repo = name, storage, aim_repo
+    cfg = from_dict(to_dict(spec.base_cfg))
+    try:
+        for key, value in overrides.items():
+            set_value(cfg, key, value, source="--set")
+        validate_config(cfg)
+    except ConfigError as exc:
+        raise UserError(f"replicate --set: {exc}") from None
+    return spec
+
+
+def make_plan(sweep: rd.Sweep, top: int, seeds: list[int], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     ranked = rank(sweep)
     if ranked.empty:
         counts = sweep.trials["outcome"].value_counts().to_dict()
@@ -81,26 +132,30 @@ def make_plan(sweep: rd.Sweep, top: int, seeds: list[int]) -> dict[str, Any]:
                         f" (outcomes: {counts or 'no trials'}); nothing to rank")
     chosen = ranked.head(top)
     t = sweep.trials
-    done = set(zip(t.loc[t["outcome"] == rd.FINAL, "group"], t.loc[t["outcome"] == rd.FINAL, "seed"].astype(int)))
+    # with trainer overrides the replicated configurations are new ones: nothing of the search is reused
+    done = set() if overrides else set(zip(t.loc[t["outcome"] == rd.FINAL, "group"],
+                                           t.loc[t["outcome"] == rd.FINAL, "seed"].astype(int)))
     configs, points = [], []
     for _, row in chosen.iterrows():
         params = exact_params(sweep, row["group"])
         configs.append({"config_id": row["group"], "mean": float(row["mean"]), "n": int(row["count"]), "params": params})
-        points += [{**params, TRIAL_INDEX: i} for i, s in enumerate(seeds) if (row["group"], s) not in done]
+        points += [{**params, **(overrides or {}), TRIAL_INDEX: i} for i, s in enumerate(seeds)
+                   if (row["group"], s) not in done]
     return {"top": top, "seeds": seeds, "metric": sweep.metric, "mode": sweep.mode, "configs": configs,
-            "pairs": len(chosen) * len(seeds), "points": points}
+            "pairs": len(chosen) * len(seeds), "points": points, "overrides": dict(overrides or {})}
 
 
-def next_phase(d: Path, top: int, seeds: list[int]) -> tuple[Path, dict | None]:
+def next_phase(d: Path, top: int, seeds: list[int], sets: list[str] = ()) -> tuple[Path, dict | None]:
     """The phase directory to use: the unfinished one if the command matches it, else a new one."""
     phases = [p for name, p in rd.phase_dirs(d) if name != "search"]
     last = rd.read_phase(phases[-1]) if phases else None
     if last and last.get("status") == "running":
         raise UserError(f"{phases[-1]} is running (pid {last.get('pid')}); wait for it to finish")
     if last and last.get("status") != "finished":
-        if (last.get("top"), last.get("seeds")) != (top, seeds):
+        if (last.get("top"), last.get("seeds"), last.get("sets", [])) != (top, seeds, list(sets)):
+            again = "".join(f" --set {x}" for x in last.get("sets", []))
             raise UserError(f"{phases[-1].name} of sweep {d.name} is unfinished (--top {last['top']} --seeds "
-                            f"{','.join(map(str, last['seeds']))}); run that command again to finish it first")
+                            f"{','.join(map(str, last['seeds']))}{again}); run that command again to finish it first")
         return phases[-1], last
     return d / f"replicate_{len(phases) + 1}", None
 
@@ -112,31 +167,35 @@ def describe_plan(plan: dict[str, Any], sweep: rd.Sweep, phase: str) -> str:
         params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in c["params"].items())
         lines.append(f"  {i}. {c['config_id']}: mean {c['mean']:.4f} over {c['n']} final seed(s); {params}")
     reused = plan["pairs"] - len(plan["points"])
+    if plan.get("overrides"):
+        lines.append("  with " + ", ".join(f"{k}={v}" for k, v in plan["overrides"].items())
+                     + ": new configurations (their own ids), nothing of the search reused")
     lines.append(f"  {plan['pairs']} (configuration, seed) pairs: {reused} already trained to the end (reused),"
                  f" {len(plan['points'])} to run" + (f" -> {phase}" if plan["points"] else ""))
     return "\n".join(lines)
 
 
 def run_replicate(name_or_path: str, top: int, seeds: list[int], *, storage: str | None = None,
-                  address: str | None = None, verbose: bool = False, out=None) -> dict[str, Any]:
+                  address: str | None = None, verbose: bool = False, out=None, sets: list[str] = ()) -> dict[str, Any]:
     """Plan, then run (or resume) a replicate phase; returns its phase.json record."""
-    from sweeper.sweeps import spec_for_resume, tune_dir
+    from sweeper.sweeps import tune_dir
 
     out = out or sys.stdout
     if top < 1:
         raise UserError(f"--top must be >= 1, but got {top}")
+    spec_sets, overrides = split_sets(list(sets))
     sweep = rd.load(name_or_path, storage)
     if sweep.record.get("status") == "running":
         raise UserError(f"sweep {sweep.name} is still running (pid {sweep.record.get('pid')}); replicate after it finishes")
-    spec, _ = spec_for_resume(sweep.dir)
-    phase_dir, record = next_phase(sweep.dir, top, seeds)
+    spec = phase_spec(sweep.dir, spec_sets, overrides)
+    phase_dir, record = next_phase(sweep.dir, top, seeds, list(sets))
     if record is None:
-        plan = make_plan(sweep, top, seeds)
+        plan = make_plan(sweep, top, seeds, overrides)
         print(describe_plan(plan, sweep, phase_dir.name), file=out)
         if not plan["points"]:
             print("nothing to run: every pair has a trial trained to the end", file=out)
             return {"status": "finished", "phase": None, **plan}
-        record = {"phase": phase_dir.name, "sweep": sweep.name, **plan, "created_at": time.time()}
+        record = {"phase": phase_dir.name, "sweep": sweep.name, **plan, "sets": list(sets), "created_at": time.time()}
     else:
         print(f"resuming {phase_dir.name} of {sweep.name}: {len(record['points'])} trials", file=out)
     return _run_phase(spec, phase_dir, record, resume=(tune_dir(phase_dir) / "tuner.pkl").exists(),
@@ -186,7 +245,8 @@ def _run_phase(spec, phase_dir: Path, record: dict[str, Any], *, resume: bool, a
               f" ({record['errors']} trials errored)", file=out)
         if record["status"] != "finished":
             print(f"resume with the same command: python -m sweeper replicate {spec.name} --top {record['top']}"
-                  f" --seeds {','.join(map(str, record['seeds']))}", file=out)
+                  f" --seeds {','.join(map(str, record['seeds']))}"
+                  + "".join(f" --set {x}" for x in record.get("sets", [])), file=out)
         print(f"report: python -m sweeper report {spec.name}", file=out)
         return record
     finally:

@@ -11,7 +11,6 @@ column per last part. Exports and their schema: docs/REPORTS.md.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,15 @@ from trm_core.errors import UserError, write_text_atomic
 from sweeper import report_data as rd
 from sweeper import report_plots as plots
 from sweeper import stats
-from sweeper.report_render import NA, Heading, Image, Para, Table, ci, fmt, pm, to_html, to_markdown
+from sweeper.report_metrics import eval_metrics, families, metric_blocks  # noqa: F401  (compare.py uses them)
+from sweeper.report_render import Heading, Image, Para, Table, ci, fmt, to_html, to_markdown
 from sweeper.results import _to_parquet
 
-FAMILY = re.compile(r"(?P<ns>[^/]+)/(?P<row>.+)/(?P<col>[^/]+)")  # ns/row/col: eval_tts/<rule>/exact_acc
 COST = [("wall_s", "wall s"), ("device_s", "{device} s"), ("step", "steps"),
         (rd.SPEED_KEY, "puzzle-steps/s"), (rd.ACT_STEPS_KEY, "avg ACT steps (eval)"), (rd.NFE_KEY, "avg NFE (eval)")]
 FORMATS = ("md", "html")
+SINGLE = "†"
+"""Marks a configuration measured on one seed in the ranking table."""
 STATS_NOTE = ("Statistics over seeds: mean, sample standard deviation (ddof = 1; n/a with one seed), 95% percentile"
               " bootstrap interval of the mean ({resamples:,} resamples, seed {seed}), min, max. Only trials trained to"
               " the end with a finite value count; with 2-5 seeds the interval cannot reach past the observed"
@@ -57,7 +58,9 @@ def group_params(sweep: rd.Sweep) -> dict[str, dict[str, Any]]:
 
 def group_table(sweep: rd.Sweep, final: pd.DataFrame, seed: int) -> pd.DataFrame:
     """One row per configuration with a final trial: the metric's statistics, seeds, cost means,
-    and how many of its trials are not counted; ranked best first (NaN last)."""
+    and how many of its trials are not counted; ranked best first (NaN last), replicated
+    configurations (2 or more seeds) before single-seed ones: one seed's score flatters the
+    configuration a search picked, so it ranks after every replicated one (main_blocks marks it)."""
     rows = []
     for g, part in final.groupby("group", sort=False):
         row = {"group": g, **stats.describe(part[sweep.metric], seed), "seeds": sorted(int(s) for s in part["seed"])}
@@ -68,7 +71,9 @@ def group_table(sweep: rd.Sweep, final: pd.DataFrame, seed: int) -> pd.DataFrame
                          + [c for c, _ in COST])
     other = sweep.trials[sweep.trials["outcome"] != rd.FINAL].groupby("group").size()
     table["not_counted"] = [int(other.get(g, 0)) for g in table["group"]]
-    table = table.sort_values(["mean", "n"], ascending=[sweep.mode == "min", False], na_position="last")
+    single = table["n"] < 2
+    table = (table.assign(_single=single).sort_values(["_single", "mean", "n"], ascending=[True, sweep.mode == "min", False],
+                                                      na_position="last", kind="stable").drop(columns="_single"))
     return table.set_index("group")
 
 
@@ -82,23 +87,6 @@ def summary_long(sweep: rd.Sweep, final: pd.DataFrame, seed: int) -> pd.DataFram
             if len(values):
                 rows.append({"group": g, "metric": m, **stats.describe(values, seed)})
     return pd.DataFrame(rows, columns=["group", "metric", "n", "mean", "std", "ci_low", "ci_high", "min", "max"])
-
-
-def families(columns: list[str]) -> dict[str, list[tuple[str, str, str]]]:
-    """Keys of three or more parts by namespace: {ns: [(key, row, col), ...]} in column order."""
-    out: dict[str, list[tuple[str, str, str]]] = {}
-    for key in columns:
-        m = FAMILY.fullmatch(key)
-        if m:
-            out.setdefault(m["ns"], []).append((key, m["row"], m["col"]))
-    return out
-
-
-def eval_metrics(columns: list[str], main: str) -> list[str]:
-    """Two-part keys of held-out evaluations (eval/..., eval_tts/..., final/... on the whole split),
-    the main metric excluded."""
-    return [c for c in columns if c != main and c.count("/") == 1
-            and (c.startswith("eval") or c.startswith("final/"))]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,8 +127,9 @@ def state_lines(sweep: rd.Sweep) -> list[str]:
     for phase, d in rd.phase_dirs(sweep.dir)[1:]:
         rec = rd.read_phase(d) or {}
         if rec.get("status") not in (None, "finished"):
+            sets = "".join(f" --set {x}" for x in rec.get("sets", []))
             lines.append(f"{phase} is {rec['status']}: `python -m sweeper replicate {sweep.name} --top {rec.get('top')}"
-                         f" --seeds {','.join(map(str, rec.get('seeds', [])))}` finishes it.")
+                         f" --seeds {','.join(map(str, rec.get('seeds', [])))}{sets}` finishes it.")
     return lines
 
 
@@ -156,10 +145,14 @@ def main_blocks(sweep: rd.Sweep, table: pd.DataFrame, params: dict, dupes: int) 
     rows = []
     for rank, (g, r) in enumerate(table.iterrows(), 1):
         p = params.get(g, {})
-        rows.append([str(rank), g, *[fmt(p[k]) if k in p else "–" for k in vary], str(r["n"]), fmt(r["mean"]),
+        n = f"{r['n']} {SINGLE}" if r["n"] == 1 else str(r["n"])
+        rows.append([str(rank), g, *[fmt(p[k]) if k in p else "–" for k in vary], n, fmt(r["mean"]),
                      fmt(r["std"]), ci(r["ci_low"], r["ci_high"]), fmt(r["min"]), fmt(r["max"]),
                      ",".join(map(str, r["seeds"])), str(r["not_counted"]) if r["not_counted"] else ""])
     blocks.append(Table(header, rows))
+    if (table["n"] == 1).any():
+        blocks.append(Para(f"{SINGLE} one seed: not replicated, ranked after every configuration with two or more seeds;"
+                           f" `python -m sweeper replicate {sweep.name} --top K --seeds 0-3` adds seeds."))
     if vary and any(any(k not in params.get(g, {}) for k in vary) for g in groups):
         blocks.append(Para("–: a conditional parameter the configuration did not sample (its base value applies)."))
     if dupes:
@@ -182,47 +175,6 @@ def cost_blocks(sweep: rd.Sweep, table: pd.DataFrame) -> list:
                  f" (all trials of the sweep: {fmt(total)} {sweep.device} s); puzzle-steps/s: the trainer's last"
                  " log window; ACT steps / NFE: per held-out puzzle."),
             Table(["config", *[label for _, label in cols]], rows)]
-
-
-def metric_blocks(sweep: rd.Sweep, final: pd.DataFrame, groups: list[str], seed: int) -> list:
-    """Other final eval metrics, then per family of per-rule keys (NS/ROW/COLUMN) the full statistics
-    of the column the report's metric names (e.g. every rule's exact_acc) and mean ± std (n) of all."""
-    cols = [c for c in sweep.metric_columns() if final[c].notna().any()] if not final.empty else []
-    blocks: list = []
-    others = eval_metrics(cols, sweep.metric)
-    if others and groups:
-        rows = []
-        for g in groups:
-            part = final[final["group"] == g]
-            rows.append([g, *[_pm_of(part[m], seed) for m in others]])
-        blocks += [Heading(2, "Final evaluation metrics (mean ± std (n))"), Table(["config", *others], rows)]
-    leaf = sweep.metric.rsplit("/", 1)[-1]
-    for ns, keys in families(cols).items():
-        col_names = list(dict.fromkeys(col for _, _, col in keys))
-        row_names = list(dict.fromkeys(row for _, row, _ in keys))
-        lookup = {(row, col): key for key, row, col in keys}
-        full, compact = [], []
-        for g in groups:
-            part = final[final["group"] == g]
-            for r in row_names:
-                cells = [_pm_of(part[lookup[(r, c)]], seed) if (r, c) in lookup else NA for c in col_names]
-                if any(cell != NA for cell in cells):  # configurations without these keys get no row
-                    compact.append([g, r, *cells])
-                if (r, leaf) in lookup and part[lookup[(r, leaf)]].notna().any():
-                    d = stats.describe(pd.to_numeric(part[lookup[(r, leaf)]], errors="coerce").dropna(), seed)
-                    full.append([g, r, str(d["n"]), fmt(d["mean"]), fmt(d["std"]), ci(d["ci_low"], d["ci_high"]),
-                                 fmt(d["min"]), fmt(d["max"])])
-        blocks.append(Heading(2, f"`{ns}/<row>/<column>` metrics"))
-        if full:
-            blocks += [Para(f"`{ns}/<row>/{leaf}`, per configuration and row:"),
-                       Table(["config", "row", "n", "mean", "std", "95% CI", "min", "max"], full)]
-        blocks += [Para("All columns, mean ± std (n):"), Table(["config", "row", *col_names], compact)]
-    return blocks
-
-
-def _pm_of(values: pd.Series, seed: int) -> str:
-    d = stats.describe(pd.to_numeric(values, errors="coerce").dropna(), seed)
-    return pm(d["mean"], d["std"], d["n"]) if d["n"] else NA
 
 
 def not_counted_blocks(sweep: rd.Sweep) -> list:
@@ -294,7 +246,8 @@ def attach_to_aim(record: dict[str, Any], name: str, markdown: str, images: dict
     experiment = (spec.get("aim") or {}).get("experiment") or spec.get("name") or record.get("name")
     if not repo or not Path(repo).is_dir():
         return None, f"Aim: repo {repo or '(none recorded)'} not found; report not attached"
-    run_hash = aim_log.attach_report(repo, experiment, name, markdown, images, summary, state_file)
+    run_hash = aim_log.attach_report(repo, experiment, name, markdown, images, summary, state_file,
+                                     sweep=record.get("name"))
     return run_hash, f"Aim: run {run_hash} ('{name}', tag report) in experiment {experiment} of {repo}"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from dataclasses import dataclass
 
 from sweeper.errors import SpecError
@@ -30,6 +31,15 @@ def detect_local() -> Node:
     except Exception:  # pragma: no cover - a broken CUDA install counts as no GPU
         gpus = 0
     return Node(cpu=float(cpus), gpu=float(gpus))
+
+
+def local_nodes() -> list[Node]:
+    """What a sweep without --address will run on: the Ray this process already started (a notebook,
+    a test), else this machine as the embedded Ray will see it. Ray is not imported for the check."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        return ray_nodes()
+    return [detect_local()]
 
 
 def ray_nodes() -> list[Node]:
@@ -70,11 +80,15 @@ def check_fits(spec: SweepSpec, nodes: list[Node]) -> int:
     if not any(per_node(n, spec.cpu, spec.gpu) for n in nodes):
         best_cpu = max((n.cpu for n in nodes), default=0)
         best_gpu = max((n.gpu for n in nodes), default=0)
+        hint = ""
         if spec.gpu > best_gpu:
             what = f"a trial needs {spec.gpu:g} GPU but the largest node has {best_gpu:g}"
             key = "resources.gpu"
+            if best_gpu == 0:  # the spec's CPU counterpart (`cpu_variant:`) is what to run here
+                hint = (f"; on a machine without a GPU run: python -m sweeper run {spec.cpu_variant}" if spec.cpu_variant
+                        else "; this spec names no CPU counterpart (cpu_variant:): join a cluster with GPUs (--address)")
         else:
             what = f"a trial needs {spec.cpu:g} CPU but the largest node has {best_cpu:g}"
             key = "resources.cpu"
-        raise SpecError(spec.file, key, f"the cluster can never run a trial: {what} ({describe_nodes(nodes)})")
+        raise SpecError(spec.file, key, f"the cluster can never run a trial: {what} ({describe_nodes(nodes)}){hint}")
     return concurrency(spec, nodes)

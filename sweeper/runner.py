@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import sys
 import time
@@ -185,9 +186,11 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
               out=None, record: dict[str, Any] | None = None, dashboard: str | None = None) -> dict[str, Any]:
     """Run a sweep to the end (or resume one); returns the sweep record written to sweep.json.
 
-    The sweep directory must exist (the CLI claims it). A sweep that cannot start or stops on an
-    error is recorded as `failed` with the reason before the error propagates; Ctrl-C or SIGTERM
-    before the trials start records `interrupted`.
+    The sweep directory must exist (the CLI claims it). A sweep that stops on an error is recorded as
+    `failed` with the reason before the error propagates; Ctrl-C or SIGTERM records `interrupted`.
+    A new sweep that stops before Ray Tune saved any state (Ray would not start, the cluster cannot
+    hold a trial, Ctrl-C during start-up) leaves nothing behind: its directory is removed, so its name
+    is free for the next attempt.
     """
     out = out or sys.stdout
     d = sweep_dir(spec)
@@ -196,17 +199,20 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, resume: bool = Fal
     try:
         return _run(spec, address, resume, verbose, out, record, dashboard)
     except KeyboardInterrupt:
-        _end_record(d, record, "interrupted")
+        _end_record(d, record, "interrupted", remove=not resume)
         raise
     except UserError as exc:
-        _end_record(d, record, "failed", str(exc))
+        _end_record(d, record, "failed", str(exc), remove=not resume)
         raise
     except Exception as exc:
-        _end_record(d, record, "failed", f"{type(exc).__name__}: {exc}")
+        _end_record(d, record, "failed", f"{type(exc).__name__}: {exc}", remove=not resume)
         raise
 
 
-def _end_record(d: Path, record: dict[str, Any], status: str, reason: str | None = None) -> None:
+def _end_record(d: Path, record: dict[str, Any], status: str, reason: str | None = None, remove: bool = False) -> None:
+    if remove and not (tune_dir(d) / "tuner.pkl").exists() and not (d / "results.csv").exists():
+        shutil.rmtree(d, ignore_errors=True)  # it never started a trial: nothing to keep
+        return
     record.update(status=status, finished_at=time.time())
     if reason:
         record["reason"] = " ".join(reason.split())[:500]
@@ -315,13 +321,22 @@ def _final_status(d: Path, spec: SweepSpec, wall: float | None) -> tuple[str, in
         last = df[df["status"] == "error"]["error"].dropna()
         why = f"; last: {last.iloc[-1]}" if len(last) else ""
         return "failed", errors, f"{errors} trials failed, more than failure.max_failed_trials={spec.max_failed_trials}{why}"
-    if ended >= spec.total_trials:
-        return "finished", errors, None
-    if interrupt.interrupted():
-        return "interrupted", errors, None
-    if spec.time_budget_s and wall is not None and wall >= spec.time_budget_s * 0.98:
-        return "time_budget", errors, None
+    if ended >= spec.total_trials or (not interrupt.interrupted() and spec.time_budget_s and wall is not None
+                                      and wall >= spec.time_budget_s * 0.98):
+        status = "finished" if ended >= spec.total_trials else "time_budget"
+        missing = _no_metric_reason(df, spec.metric) if ended else None
+        return ("failed", errors, missing) if missing else (status, errors, None)
     return "interrupted", errors, None
+
+
+def _no_metric_reason(df, metric: str) -> str | None:
+    """Why a sweep whose trials ended has no result: none reported `metric` (Optuna learnt nothing)."""
+    if metric in df and df[metric].notna().any():
+        return None
+    counts = ", ".join(f"{n} {s}" for s, n in df["status"].value_counts().items())
+    reported = sorted(c for c in df.columns if "/" in c and not c.startswith("param:") and df[c].notna().any())
+    what = f"they report {', '.join(reported[:6])}{', ...' if len(reported) > 6 else ''}" if reported else "none reported a metric"
+    return f"no trial reported {metric} ({counts}; {what}); check `metric:` in the spec"
 
 
 def _best(d: Path, spec: SweepSpec) -> dict[str, Any] | None:

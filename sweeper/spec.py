@@ -8,26 +8,22 @@ the working directory, and are made absolute here (Ray workers chdir into their 
 from __future__ import annotations
 
 import copy
-import difflib
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from trm_core.config import PRESETS, TRMConfig, apply_dict, field_types, parse_override, preset, read_yaml
-from trm_core.errors import ConfigError, UserError
+from trm_core.errors import ConfigError
 
 from sweeper.errors import SpecError, describe, did_you_mean
 from sweeper.preflight import NAME_RE, NAME_RULE
 from sweeper.space import Param, parse_space
 
 TOP_KEYS = ("name", "description", "base", "metric", "mode", "space", "search", "scheduler", "seeds",
-            "resources", "failure", "time_budget_s", "storage", "aim", "final_eval")
+            "resources", "failure", "time_budget_s", "storage", "aim", "final_eval", "cpu_variant")
 SAMPLERS = ("tpe", "random", "grid")
 SCHEDULERS = ("none", "asha")
-KNOWN_METRICS = ("train/loss", "train/exact_acc", "train/cell_acc", "eval/exact_acc", "eval/cell_acc",
-                 "eval/avg_steps", "eval/halt_acc", "perf/puzzle_steps_per_s", "time/elapsed_s")
 _SECTION_KEYS = {
     "base": {"preset", "config", "overrides"},
     "search": {"sampler", "seed", "num_samples", "max_concurrent", "points_to_evaluate", "n_startup_trials"},
@@ -73,6 +69,9 @@ class SweepSpec:
     aim_experiment: str = ""
     final_eval: dict[str, Any] | None = None
     """Test-time scaling after training (trm_core.infer.engine.InferSpec fields, plus limit), or None."""
+    cpu_variant: str | None = None
+    """The spec to run instead on a machine without a GPU (`cpu_variant:`, relative to this spec), as a
+    path the user can type from the working directory; None: the spec names none."""
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -258,39 +257,6 @@ def _seeds(file: str, raw: Mapping) -> list[int]:
     return out
 
 
-def _metric(file: str, raw: Mapping) -> str:
-    metric = _str(file, "metric", raw.get("metric", "eval/exact_acc"))
-    if metric in KNOWN_METRICS:
-        return metric
-    close = did_you_mean(metric, KNOWN_METRICS)
-    near = [m for m in KNOWN_METRICS if difflib.SequenceMatcher(None, m, metric).ratio() >= 0.9]
-    if near or not re.fullmatch(r"(train|eval|eval_tts)/[A-Za-z0-9_/]+", metric):
-        raise SpecError(file, "metric", f"must be a metric the trainer reports (train/... or eval/..., e.g. {', '.join(KNOWN_METRICS[:6])}; eval_tts/RULE/... with final_eval), but got {metric!r}{close}")
-    return metric
-
-
-def _final_eval(file: str, raw: Mapping, spec: SweepSpec) -> None:
-    """`final_eval: {depth, breadth, select, ...}`: the test-time scaling engine on each trial's final
-    checkpoint (trm_core.infer.engine.spec_from_mapping); `eval_tts/<rule>/...` join its last result."""
-    if raw.get("final_eval") is None:
-        if spec.metric.startswith("eval_tts/"):
-            raise SpecError(file, "metric", f"{spec.metric} is reported only with a final_eval section")
-        return
-    from trm_core.infer.engine import spec_from_mapping
-
-    fe = _section(file, raw, "final_eval")
-    try:
-        infer, _ = spec_from_mapping(fe)
-    except UserError as exc:
-        raise SpecError(file, "final_eval", str(exc)) from None
-    if spec.metric.startswith("eval_tts/") and spec.scheduler != "none":
-        raise SpecError(file, "metric", f"{spec.metric} exists only after training: it needs scheduler none")
-    rule = spec.metric.split("/")[1] if spec.metric.count("/") == 2 and spec.metric.startswith("eval_tts/") else None
-    if rule is not None and rule not in infer.select:
-        raise SpecError(file, "metric", f"names rule {rule!r}, but final_eval.select is {', '.join(infer.select)}")
-    spec.final_eval = fe
-
-
 # ------------------------------------------------------------------------------------------------
 # Entry points.
 
@@ -351,12 +317,16 @@ def validate(file: str, raw: Mapping[str, Any], cwd: Path | None = None) -> Swee
         raise SpecError(file, "name", f"must be {NAME_RULE}, but got {name!r}")
     if "base" not in raw:
         raise SpecError(file, "base", "is required: base: {preset: NAME} or {config: FILE}, with optional overrides")
+    from sweeper import spec_checks as checks  # it imports this module's helpers
+
     cfg, source = _base_config(file, raw)
-    spec = SweepSpec(file=file, name=name, base_cfg=cfg, base_source=source, metric=_metric(file, raw),
+    spec = SweepSpec(file=file, name=name, base_cfg=cfg, base_source=source, metric=checks.metric(file, raw),
                      mode=_str(file, "mode", raw.get("mode", "max"), ("max", "min")),
                      params=parse_space(file, raw.get("space")), raw=dict(raw))
     if not spec.searched:
         raise SpecError(file, "space", "must search at least one key ({type: float|int|categorical, ...})")
+    # the trainer's checks first: a bad train.steps must be named as such, not as the scheduler.max_t it implies
+    checks.check_against_trainer(spec)
     _search(file, raw, spec)
     _scheduler(file, raw, spec)
     _resources(file, raw, spec)
@@ -365,10 +335,11 @@ def validate(file: str, raw: Mapping[str, Any], cwd: Path | None = None) -> Swee
     spec.max_retries = _int(file, "failure.max_retries", failure.get("max_retries", 0), 0)
     if failure.get("max_failed_trials") is not None:
         spec.max_failed_trials = _int(file, "failure.max_failed_trials", failure["max_failed_trials"], 0)
-    _final_eval(file, raw, spec)
+    checks.final_eval(file, raw, spec)
     if raw.get("time_budget_s") is not None:
         spec.time_budget_s = _number(file, "time_budget_s", raw["time_budget_s"], above=0)
-    check_against_trainer(spec)
+    spec.cpu_variant = checks.cpu_variant(file, raw)
+    checks.check_metric_is_reported(spec)
     cwd = cwd or Path.cwd()
     spec.storage = (cwd / _local_path(file, "storage", raw.get("storage", DEFAULT_STORAGE))).resolve()
     aim = _section(file, raw, "aim")
@@ -386,48 +357,50 @@ def _local_path(file: str, key: str, value: Any) -> str:
     return text
 
 
-def _trainer_checks() -> list:
-    """The trainer's own checks of a whole config (value relations, registry names), where present."""
-    import trm_core.config as config
-
-    checks = [config.validate] if hasattr(config, "validate") else []
-    try:
-        from trm_core.train.loop import check_names
-
-        checks.append(check_names)
-    except ImportError:  # pragma: no cover - trainer not installed yet
-        pass
-    return checks
+def set_keys(sets: Sequence[str]) -> set[str]:
+    """The keys a list of `--set KEY=VALUE` names (unparseable entries are apply_sets' to report)."""
+    keys = set()
+    for text in sets:
+        try:
+            keys.add(parse_override(text)[0])
+        except ConfigError:
+            continue
+    return keys
 
 
-def check_against_trainer(spec: SweepSpec) -> None:
-    """The base config, and the base with each searched bound / choice / constant put in, must pass
-    the trainer's checks; an error that names the entry's key is reported at that entry."""
-    from trm_core.config import from_dict, set_value, to_dict
-
-    checks = _trainer_checks()
-    try:
-        for check in checks:
-            check(spec.base_cfg)
-    except (ConfigError, UserError) as exc:
-        raise SpecError(spec.file, "base", str(exc)) from None
-    base = to_dict(spec.base_cfg)
-    for key, p in spec.params.items():
-        trials = {"value": [p.value]} if p.kind == "constant" else {"choices": p.choices} if p.kind == "categorical" else {"low": [p.low], "high": [p.high]}
-        for field_name, values in trials.items():
-            for v in values:
-                cfg = from_dict(base)
-                set_value(cfg, key, v)
-                try:
-                    for check in checks:
-                        check(cfg)
-                except (ConfigError, UserError) as exc:
-                    if key in str(exc):
-                        raise SpecError(spec.file, f"space[{key}].{field_name}", f"{v!r} fails the trainer's check: {exc}") from None
+def renamed(raw: Mapping[str, Any], name: str, experiment_given: bool) -> dict[str, Any]:
+    """The spec under another sweep name. The Aim experiment follows the name, as a W&B sweep's runs
+    follow its project, unless the experiment was chosen: given on the command line, or set in the
+    file to something other than the spec's own name (an experiment equal to the name is the default
+    spelled out)."""
+    raw = copy.deepcopy(dict(raw))
+    aim = raw.get("aim") if isinstance(raw.get("aim"), dict) else None
+    follows = not experiment_given and (aim is None or aim.get("experiment") in (None, raw.get("name")))
+    raw["name"] = name
+    if follows and (aim is not None or "aim" not in raw):
+        raw["aim"] = {**(aim or {}), "experiment": name}
+    return raw
 
 
-def load_spec(file: str, sets: Sequence[str] = (), cwd: Path | None = None) -> SweepSpec:
-    """Read, apply `--set`, validate. The one function the CLI calls."""
+def load_spec(file: str, sets: Sequence[str] = (), cwd: Path | None = None, name: str | None = None) -> SweepSpec:
+    """Read, apply `--set`, rename (`--name`, or `--set name=...`), validate. The one function the CLI calls."""
     if not Path(file).is_file():
         raise SpecError(file, "", "no such spec file")
-    return validate(file, apply_sets(file, load_raw(file), sets), cwd)
+    raw = load_raw(file)
+    keys = set_keys(sets)
+    name = name if name is not None else _set_value(sets, "name")
+    if name is not None and isinstance(raw, Mapping):
+        raw = renamed(raw, str(name), experiment_given=bool({"aim", "aim.experiment"} & keys))
+    return validate(file, apply_sets(file, raw, sets), cwd)
+
+
+def _set_value(sets: Sequence[str], key: str) -> Any:
+    """The last value `--set` gives `key`, or None."""
+    value = None
+    for text in sets:
+        try:
+            k, v = parse_override(text)
+        except ConfigError:
+            continue
+        value = v if k == key else value
+    return value

@@ -137,10 +137,36 @@ def check_ours(d: Path, record: dict[str, Any]) -> None:
 
 
 def check_resumable(d: Path, record: dict[str, Any]) -> None:
-    """`resume` needs Tune's saved state; a sweep that failed before its first trial has none."""
+    """`resume` needs Tune's saved state; a sweep that stopped before its first trial has none."""
     if not (tune_dir(d) / "tuner.pkl").exists():
         raise UserError(f"sweep {record.get('name')} has no Ray Tune state to resume ({tune_dir(d)}/tuner.pkl):"
-                        f" it stopped before its first trial ({record.get('reason') or record.get('status')}); run it again")
+                        f" it stopped before its first trial ({record.get('reason') or record.get('status')});"
+                        f" nothing to resume: start it again with `python -m sweeper run {record.get('spec_file')}"
+                        f" --name {d.name}` (a sweep that never started a trial does not keep its name)")
+
+
+def never_started(d: Path) -> bool:
+    """A sweep directory that holds nothing of value: its sweep stopped (failed, interrupted, its driver
+    gone) before Tune saved any state or a trial wrote a result; `run` may take its name again."""
+    record = read_record(d)
+    if record is None or record.get("status") not in ("failed", "interrupted"):
+        return False
+    return not (tune_dir(d) / "tuner.pkl").exists() and not (d / "results.csv").exists() and not any(d.glob("replicate_*"))
+
+
+def finished_text(d: Path, record: dict[str, Any]) -> str:
+    """What `resume` says of a finished sweep (it runs nothing): trials, best, what to do next."""
+    table = d / "results.csv"
+    counts = ""
+    if table.exists():
+        by = read_table(table)["status"].value_counts()
+        counts = " (" + ", ".join(f"{n} {s}" for s, n in by.items()) + ")"
+    best = record.get("best") or {}
+    best_text = (f"; best {best['config_id']}: {record.get('metric')} {best['mean']:.4f} over {best['seeds']} seed(s)"
+                 if best.get("mean") is not None else "")
+    name = record.get("name", d.name)
+    return (f"sweep {name} already finished with {_count_done(d)} trials{counts}{best_text}: nothing to resume."
+            f" More seeds: python -m sweeper replicate {name} --top 3 --seeds 0-3; report: python -m sweeper report {name}")
 
 
 def spec_for_resume(d: Path) -> tuple[SweepSpec, dict[str, Any]]:

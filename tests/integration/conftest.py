@@ -42,6 +42,13 @@ def ray_cluster():
 
 
 @pytest.fixture(scope="module")
+def ray_address():
+    """A plain 2-CPU cluster that sweeps started as subprocesses join with --address."""
+    with _local_ray(num_gpus=0) as address:
+        yield address
+
+
+@pytest.fixture(scope="module")
 def ray_one_logical_gpu():
     with _local_ray(num_gpus=1):
         yield

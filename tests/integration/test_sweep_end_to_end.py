@@ -92,7 +92,7 @@ def test_summary_table_and_column_order(sweep):
     assert "top configurations by eval/exact_acc (max), mean +/- std over seeds:" in out, out
     best_id = re.search(r"^best: (cfg-[0-9a-f]{8}) ", out, re.M).group(1)
     assert re.search(rf"^\s+\*\s+{best_id}\s", out, re.M), out  # starred in the table
-    assert re.search(r"best eval/exact_acc=\S+ \((cfg-[0-9a-f]{8}), seed \d\)", sweep["stderr"]), sweep["stderr"][-500:]
+    assert re.search(r"best so far eval/exact_acc=\S+ \((cfg-[0-9a-f]{8}), seed \d, step \d+\)", sweep["stderr"]), sweep["stderr"][-500:]
     assert not re.search(r"\d\.\d{7,}", out), out  # no 0.0030000379968058775
     csv = read_table(sweep["sweep_dir"] / "results.csv")
     cols = list(csv.columns)
@@ -117,8 +117,11 @@ def test_ls_and_resume(sweep, capsys):
     assert main(["ls", "--storage", str(sweep["dir"] / "sweeps")]) == 0
     out = capsys.readouterr().out
     assert "e2e" in out and "finished" in out and "4/4" in out
-    # Resuming a finished sweep restores the Tuner (search state, callbacks) and runs nothing new.
+    # Resuming a finished sweep says so and runs nothing: no Ray start, sweep.json not rewritten (issue 26 item 4).
+    record = (sweep["sweep_dir"] / "sweep.json").read_bytes()
     assert main(["resume", "e2e", "--storage", str(sweep["dir"] / "sweeps")]) == 0
+    assert "sweep e2e already finished with 4 trials" in capsys.readouterr().out
+    assert (sweep["sweep_dir"] / "sweep.json").read_bytes() == record
     assert len(read_table(sweep["sweep_dir"] / "results.csv")) == 4
     assert len(query_runs(sweep["aim"], "e2e")) == 4
 

@@ -29,7 +29,7 @@ def test_final_eval_parses(tmp_path):
     (with_final_eval({"depht": 4}), "final_eval.depht", "did you mean 'depth'"),
     (with_final_eval({"depth": 0}), "final_eval", "--depth must be >= 1, but got 0"),
     (with_final_eval({"depth": "deep"}), "final_eval", "final_eval.depth must be an integer or a list"),
-    (with_final_eval({"select": ["halt_frist"]}), "final_eval", "did you mean 'halt_first'"),
+    (with_final_eval({"select": ["halt_frist"]}), "final_eval.select[0]", "did you mean 'halt_first'"),
     (with_final_eval({"act": "yes"}), "final_eval", "final_eval.act has the wrong type"),
     (with_final_eval({"limit": -1}), "final_eval", "final_eval.limit must be an integer >= 0"),
     (with_final_eval({"depth": 4}, metric="eval_tts/halt_first/exact_acc"), "metric", "needs scheduler none"),

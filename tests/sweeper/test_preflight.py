@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import socket
 import time
@@ -37,6 +38,35 @@ def test_claims_started_at_once_get_distinct_directories(tmp_path):
             names = pool.map(_claim, [(str(tmp_path), barrier)] * 4)
     assert len(set(names)) == 4 and "same" in names, names
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+
+
+def _claim_explicit(args):
+    storage, barrier = args
+    barrier.wait()
+    try:
+        return claim_sweep_dir(Path(storage), "same", explicit="--name")[0]
+    except UserError as exc:
+        return str(exc)
+
+
+def test_a_sweep_that_never_started_is_claimed_again_by_exactly_one(tmp_path):
+    """Issue 26 item 1: a sweep that failed before its first trial (no Tune state, no results) does not
+    keep its name; when several sweeps claim it at once with --name, one gets it and the others are
+    refused (a finished sweep's name is always refused)."""
+    old = tmp_path / "same"
+    old.mkdir()
+    (old / "sweep.json").write_text(json.dumps({"name": "same", "status": "failed", "reason": "no GPU"}))
+    with mp.Manager() as manager:
+        barrier = manager.Barrier(3)
+        with mp.get_context("spawn").Pool(3) as pool:
+            results = pool.map(_claim_explicit, [(str(tmp_path), barrier)] * 3)
+    assert results.count("same") == 1, results
+    assert all("--name same: " in r for r in results if r != "same"), results
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["same"] and not any(old.iterdir())
+    (old / "sweep.json").write_text(json.dumps({"name": "same", "status": "finished"}))
+    with pytest.raises(UserError, match=r"--name same: a sweep of that name exists \(finished"):
+        claim_sweep_dir(tmp_path, "same", explicit="--name")
+    assert claim_sweep_dir(tmp_path, "same")[0].startswith("same-")  # the spec's own name: time-stamped
 
 
 def test_check_dir(tmp_path):

@@ -90,3 +90,28 @@ def test_bad_replicate_arguments_fail_before_ray_starts(searched):
     import ray
 
     assert not ray.is_initialized()
+
+
+def test_phase_sets_change_how_it_runs_and_trainer_keys_are_checked(tmp_path):
+    """Issue 26 item 9: `replicate --set` applies spec keys of how a phase runs to the sweep's spec, keeps
+    trainer keys apart (they become parameters of the replicated configurations) and checks them."""
+    import yaml
+    from sweep_helpers import good, write_spec
+
+    from sweeper.replicate import phase_spec, split_sets
+
+    spec_file = write_spec(tmp_path / "s.yaml", {**good(), "storage": str(tmp_path / "sweeps"),
+                                                  "aim": {"repo": str(tmp_path / "aim")}})
+    d = tmp_path / "sweeps" / "s"
+    d.mkdir(parents=True)
+    (d / "sweep.json").write_text(json.dumps({"format": "sweeper.sweep/1", "name": "s", "spec_file": spec_file,
+                                              "spec": yaml.safe_load(open(spec_file)), "aim_repo": str(tmp_path / "aim"),
+                                              "status": "finished"}))
+    spec_sets, overrides = split_sets(["resources.cpu=2", "search.max_concurrent=1", "train.steps=50"])
+    spec = phase_spec(d, spec_sets, overrides)
+    assert (spec.cpu, spec.max_concurrent, spec.name, overrides) == (2.0, 1, "s", {"train.steps": 50})
+    assert spec.base_cfg.train.steps == 20  # trainer keys go into the phase's points, not the base
+    with pytest.raises(UserError, match="replicate --set: train.steps > 0 must hold"):
+        phase_spec(d, [], {"train.steps": -1})
+    with pytest.raises(UserError, match="replicate --set seeds: a replicate phase takes"):
+        split_sets(["seeds=[0,1]"])

@@ -139,4 +139,4 @@ def test_shipped_specs_cover_the_issue():
     wta = load_spec([p for p in SHIPPED if p.endswith("/wta.yaml")][0])
     assert wta.gpu == 0.5 and wta.params["recursion.chains"].choices == [1, 2, 4, 8] and len(wta.seeds) == 4
     assert {"recursion.n_outer", "recursion.n_inner", "optim.muon_lr", "optim.lr", "recursion.init_sigma_l",
-            "recursion.noise_beta"} <= set(wta.searched)
+            "recursion.state_noise_l"} <= set(wta.searched)

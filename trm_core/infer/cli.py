@@ -87,15 +87,41 @@ def _spec(args):
 
 
 def _check_outputs(args) -> None:
-    """Fail before any work when a result could not be written."""
-    if args.json and not Path(args.json).expanduser().resolve().parent.is_dir():
-        raise UserError(f"--json {args.json}: its directory does not exist")
+    """Fail before the rollout (it can take minutes) when a result could not be written: --json's
+    folder must exist and take a file, --plot must be a folder we can create and write. The probe
+    leaves nothing behind."""
+    if args.json:
+        path = Path(args.json).expanduser()
+        if path.is_dir():
+            raise UserError(f"--json {args.json} must be a file name, but is a directory")
+        if not path.resolve().parent.is_dir():
+            raise UserError(f"--json {args.json}: its directory does not exist")
+        _probe_writable(path.resolve().parent, "--json", args.json)
     if args.plot:
         from trm_core.infer.plots import _pyplot
 
         _pyplot()
         if Path(args.plot).exists() and not Path(args.plot).is_dir():
             raise UserError(f"--plot {args.plot} must be a directory, but is a file")
+        _probe_writable(Path(args.plot).expanduser(), "--plot", args.plot)
+
+
+def _probe_writable(folder: Path, flag: str, given: str) -> None:
+    """Create `folder` (and missing parents) and a file in it, then remove what was created."""
+    created = [p for p in [folder, *folder.parents] if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write_probe.{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"{flag} {given}: cannot write there: {exc.strerror or exc}") from None
+    finally:
+        for p in created:  # deepest first; a folder the user made meanwhile is not empty and stays
+            try:
+                p.rmdir()
+            except OSError:
+                break
 
 
 def cmd_eval(args) -> int:
@@ -111,7 +137,7 @@ def cmd_eval(args) -> int:
     from trm_core.infer.report import table
 
     spec = _spec(args).check()
-    _check_outputs(args)
+    _check_outputs(args)  # before the rollout: a bad path must not cost its minutes
     result = run(args.checkpoints, spec, _overrides(args), args.limit, progress=True)
     print(table(result))
     data = result.to_json()

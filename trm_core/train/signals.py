@@ -4,6 +4,8 @@ The command line wraps training in `StopSignals()`; the first SIGINT or SIGTERM 
 the training loop sees it after the current step (`stop_requested()`), writes a checkpoint there
 and raises `Stopped` (a KeyboardInterrupt, exit code 130). A second signal acts at once, as usual.
 Library callers (the sweeper's Ray trials) install nothing, so the flag never changes for them.
+A command started with SIGINT ignored (a script's background job) gets Python's SIGINT handler back
+first thing (trm_core.cli.honour_sigint), so these handlers behave the same however it was started.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -157,3 +158,94 @@ def test_signal_saves_a_checkpoint_at_the_current_step(tmp_path, sig):
         assert json.loads((run_dir / "final.json").read_text())["step"] == step + 2
         logged = steps_logged(run_dir)
         assert logged == sorted(logged) and logged[-1] == step + 2
+
+
+# ---- issue 26: finished runs, mismatched resumes, missing data, progress in a log, background SIGINT ----
+
+
+def test_resume_of_a_finished_run_says_so_and_changes_nothing(first_run, tmp_path):
+    """Item 4: it appended a second final evaluation to metrics.jsonl; now nothing is written, in
+    place or into a new --out."""
+    run_dir = tmp_path / "a"
+    shutil.copytree(first_run, run_dir)
+    before = snapshot(run_dir)
+    for extra in ([], ["--out", str(tmp_path / "branch")]):
+        proc = run("train", "sudoku4_tiny", "--set", *TINY, "--resume", str(run_dir), *extra)
+        assert proc.returncode == 0, proc.stderr
+        assert f"nothing to train: {run_dir} already finished at step 4 (train.steps=4)" in proc.stderr, proc.stderr
+        assert json.loads(proc.stdout.strip().splitlines()[-1])["step"] == 4
+    budget = run("train", "sudoku4_tiny", "--set", *TINY, "train.steps=6", "train.time_budget_s=0.001", "--resume", str(run_dir))
+    assert budget.returncode == 0 and "its time budget (train.time_budget_s=0.001) is spent" in budget.stderr, budget.stderr
+    assert snapshot(run_dir) == before and not (tmp_path / "branch").exists()
+    more = run("train", "sudoku4_tiny", "--set", *TINY, "train.steps=6", "--resume", str(run_dir))  # raised: it trains
+    assert more.returncode == 0 and steps_logged(run_dir)[-1] == 6, more.stderr
+
+
+def test_a_resume_that_does_not_fit_leaves_no_out_directory(first_run, tmp_path):
+    """Item 5: a checkpoint of another model shape is one line, exit 2, and the new --out is not left behind."""
+    out = tmp_path / "new"
+    one_line_2(run("train", "sudoku4_tiny", "--set", *TINY, "model.hidden_size=64", "train.steps=6",
+                   "--resume", str(first_run), "--out", str(out)), "checkpoint")
+    assert not out.exists()
+
+
+def test_missing_data_names_the_complete_build_command(tmp_path):
+    one_line_2(run("train", "sudoku4_tiny", "--set", *TINY, f"data.path={tmp_path}/d4", "--out", str(tmp_path / "r")),
+               f"data.path={tmp_path}/d4 does not exist; build it with: python -m trm_core data build sudoku --size 4"
+               f" --train 100 --test 16 --seed 0 --out {tmp_path}/d4")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_log_file_gets_a_progress_line_at_the_interval(tmp_path):
+    """Item 6: without a terminal the bar is off; `--progress-every` lines report the logged step."""
+    log = tmp_path / "train.log"
+    with open(log, "w") as f:  # a file, as `... > train.log 2>&1`
+        proc = subprocess.run([sys.executable, "-m", "trm_core", "train", "sudoku4_tiny", "--set", *TINY,
+                               "train.steps=400", "train.eval_interval=400", "train.log_interval=10",
+                               "--out", str(tmp_path / "r"), "--progress-every", "0.3"],
+                              stdout=f, stderr=subprocess.STDOUT, env=_env(), cwd=ROOT, timeout=300)
+    text = log.read_text()
+    assert proc.returncode == 0, text
+    steps = [int(m) for m in re.findall(r"^progress: step (\d+)/400 \(\d+%\), loss [0-9.]+", text, re.M)]
+    assert len(steps) >= 2 and steps == sorted(steps) and steps[-1] > steps[0], text
+    assert re.search(r"^progress: step \d+/400 .*, ~\d+ s left$", text, re.M), text
+    quiet = subprocess.run([sys.executable, "-m", "trm_core", "train", "sudoku4_tiny", "--set", *TINY,
+                            "--out", str(tmp_path / "q"), "--progress-every", "0"], capture_output=True, text=True,
+                           env=_env(), cwd=ROOT, timeout=300)
+    assert quiet.returncode == 0 and "progress:" not in quiet.stderr
+
+
+def _status_bit(pid: int, field: str, sig: int) -> bool:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    raise AssertionError(field)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads signal masks from /proc (Linux)")
+def test_sigint_to_a_background_train_of_a_script_is_not_ignored(tmp_path):
+    """Item 10. A shell without job control starts `cmd &` with SIGINT ignored, and Python keeps that:
+    `train` ignored SIGINT until its stop handler was installed, about a second after torch was
+    loaded (more on a loaded machine), so a SIGINT in that window was lost and the run trained to the
+    end with exit 0. Now SIGINT is honoured from the start: one sent as soon as torch is loaded stops
+    the run (exit 130)."""
+    premise = subprocess.run(["sh", "-c", "grep SigIgn /proc/self/status & wait"], capture_output=True, text=True)
+    assert int(premise.stdout.split()[1], 16) >> (signal.SIGINT - 1) & 1  # the shell ignores SIGINT for `cmd &`
+    cmd = " ".join([sys.executable, "-m", "trm_core", "train", "sudoku4_tiny", "--set", *TINY, "train.steps=3000",
+                    "--out", str(tmp_path / "r")])
+    shell = subprocess.Popen(["sh", "-c", f"{cmd} > {tmp_path}/log 2>&1 & echo $!; wait $!; echo rc=$?"],
+                             stdout=subprocess.PIPE, text=True, env=_env(), cwd=ROOT, start_new_session=True)
+    try:
+        pid = int(shell.stdout.readline())
+        deadline = time.time() + 60
+        while "libtorch" not in Path(f"/proc/{pid}/maps").read_text():  # before: SIGINT still ignored here
+            assert time.time() < deadline, (tmp_path / "log").read_text()
+            time.sleep(0.005)
+        assert not _status_bit(pid, "SigIgn", signal.SIGINT)
+        os.kill(pid, signal.SIGINT)
+        out, _ = shell.communicate(timeout=120)
+    finally:
+        if shell.poll() is None:
+            os.killpg(shell.pid, signal.SIGKILL)
+    assert out.strip().endswith("rc=130"), (out, (tmp_path / "log").read_text())
+    assert not (tmp_path / "r" / "final.json").exists()
