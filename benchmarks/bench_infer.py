@@ -10,7 +10,8 @@ Both comparisons run side by side in one process and print a table with ratios; 
 that the two ways give the same answers. Each way is timed --repeat times and the fastest counts
 (the machine is shared).
 1. Breadth: one rollout of B restarts (B x puzzles rows in one queue) vs B rollouts of one restart
-   each (restart r alone), same depth: wall seconds and the ratio.
+   each (restart r alone), same depth: wall seconds and the ratio; and the one batch against a single
+   restart alone, per row (issue 23's goal: B restarts cost at most B times one).
 2. ACT: one restart to depth D with rows leaving at their first halt vs every row to depth D:
    row-steps (NFE), wall seconds, exact accuracy (the halted answers: identical by construction).
 The last line is JSON.
@@ -59,9 +60,11 @@ def breadth(ld, members, n, b, d, max_batch):
     one = Settings(d, (d,), False, max_batch)
     batched, t_batch = timed(lambda: rollout(ld, members, Layout(0, 1, b, n), one))
     alone, t_seq = timed(lambda: [rollout(ld, members, Layout(0, 1, 1, n, first_restart=r), one) for r in range(b)])
+    _, t_one = timed(lambda: rollout(ld, members, Layout(0, 1, 1, n, first_restart=1), one))
     same = all(torch.equal(batched.snapshots[d].pred[r * n:(r + 1) * n], rec.snapshots[d].pred) for r, rec in enumerate(alone))
     return {"batched_s": t_batch, "sequential_s": t_seq, "ratio": t_seq / t_batch, "same_answers": same,
-            "rows": b * n, "row_steps": batched.row_steps}
+            "rows": b * n, "row_steps": batched.row_steps, "one_restart_s": t_one,
+            "batched_over_one": t_batch / t_one, "per_row_batched_over_one": t_batch / (b * t_one)}
 
 
 def act(ld, members, labels, n, d, max_batch):
@@ -110,7 +113,9 @@ def main() -> None:
     print(f"{'way':<34} {'wall s':>8} {'rows':>7}")
     print(f"{'one batch of B restarts':<34} {b['batched_s']:>8.2f} {b['rows']:>7}")
     print(f"{'B runs of one restart':<34} {b['sequential_s']:>8.2f} {n:>7}")
-    print(f"ratio (B runs / one batch): {b['ratio']:.2f}x; same answers: {b['same_answers']}")
+    print(f"{'one restart alone':<34} {b['one_restart_s']:>8.2f} {n:>7}")
+    print(f"ratio (B runs / one batch): {b['ratio']:.2f}x; same answers: {b['same_answers']}; one batch of B costs "
+          f"{b['batched_over_one']:.2f}x one restart ({b['per_row_batched_over_one']:.2f}x per row)")
     a = act(ld, members, labels, n, args.act_depth, args.max_batch)
     print(f"\nACT queue vs full depth {args.act_depth} (one restart):")
     print(f"{'way':<34} {'avg NFE':>8} {'wall s':>8} {'exact acc':>10}")

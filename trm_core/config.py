@@ -60,6 +60,9 @@ class DataConfig:
     random blanks filled in from the solution; 0: off."""
     hint_fraction: float = 0.0
     """Share of drawn training puzzles that get hint_k hints (their solution is unchanged)."""
+    generated_ok: bool = True
+    """False: the recipe is defined on a public dataset (e.g. maze_hard_trm on TRM's Maze-Hard CSV),
+    so training refuses to run without data.path instead of silently using generated puzzles."""
 
 
 @dataclass
@@ -89,8 +92,15 @@ class ModelConfig:
     """Rows of the puzzle-identifier embedding (prefix_learnable=slot0); 0: from the dataset (1 for
     Sudoku and mazes, whose puzzles all share identifier 0)."""
     halt_register: bool = False
-    """One extra HALT register token before the sequence (an extra vocabulary entry); the halt head
-    reads it (SIC). Without it the halt head reads position 0 (TRM)."""
+    """One extra HALT token before the sequence (an extra vocabulary entry, id vocab_size); the halt
+    head reads it and the lm head predicts over the whole vocabulary including it, as SIC's does
+    (its 12-way head over 11 Sudoku tokens + HALT). Without it the halt head reads position 0 (TRM;
+    with prefix_len 0 that is cell 0, EqR)."""
+    head_bias: bool = False
+    """A bias on the lm head (TRM, EqR: none; SIC: yes)."""
+    q_continue: bool = True
+    """The halt head's second output, q_continue (TRM and EqR keep it, unused under their
+    no_ACT_continue; SIC's halt head has the single q_halt output)."""
     norm_eps: float = 1e-5
     rope_theta: float = 10000.0
     vocab_size: int = 0
@@ -111,24 +121,32 @@ class RecursionConfig:
     """With this probability a row gets a random minimum of 2..N_sup steps before it may halt."""
     latent_init: str = "fixed"
     """How z_H and z_L start, a name in trm_core.model.latents.LATENT_INITS: fixed (TRM's buffers;
-    one z_L buffer per chain) | fresh (truncated normal drawn at every refill, SIC) | svd_aligned
-    (fresh, then chains 1.. aligned with the up-projection like chain 0, SIC) | normal (Gaussian per
-    position, EqR's random init RI)."""
+    one z_L buffer per chain) | fixed_svd_aligned (the buffers of chains 1.. aligned once like
+    chain 0's, SIC's fixed-init ablation) | fresh (z_L truncated normal i.i.d. per position, drawn
+    at every refill, SIC) | svd_aligned (fresh, then aligned per position like chain 0, SIC's
+    headline) | normal (truncated normal per position for z_H and z_L, EqR's random init RI).
+    Evaluation starts from the fixed buffers (chain 0) for all but normal (SIC evaluates from
+    L_init[0]; EqR draws)."""
     init_sigma_h: float = 1.0
-    """Std of z_H for latent_init=normal (EqR's sigma_H; fresh and svd_aligned keep z_H's fixed buffer)."""
+    """Std of z_H for latent_init=normal (EqR's sigma_H; the other inits keep z_H's fixed buffer)."""
     init_sigma_l: float = 1.0
-    """Std of z_L for the random inits (fresh, svd_aligned: truncated normal vector per chain, SIC;
-    normal: Gaussian per position, EqR's sigma_L, best 8)."""
+    """Std of z_L for the random inits (fresh, svd_aligned: SIC's 1; normal: EqR's sigma_L, its code's
+    default 1, its appendix sweep's best 8)."""
     chains: int = 1
     """K parallel z_L chains per puzzle (SIC), run as B*K rows of one batch; evaluation uses chain 0."""
     carry_h: str = "copy"
-    """After each step, z_H of the K chains: copy (the winner's to all) | all (each keeps its own) |
-    top1 (the winner's survives, the others are re-initialised). SIC's best: copy."""
+    """After each step, z_H of the K chains: copy (the winner's new state to all) | all (each keeps
+    its own new state) | top1 (the winner takes its new state, the others keep their state from
+    before the step). SIC's best: copy."""
     carry_l: str = "all"
     """The same policy for z_L. SIC's best: all."""
     expunge_cos: float = 0.0
-    """Re-initialise a chain whose z_L has cosine above this with a lower-numbered chain (SIC's
-    expunge); 0: off."""
+    """SIC's expunge: after each step, where two live chains of a puzzle have z_L cosine above this,
+    the higher-loss chain of the pairs is dropped (at most one per puzzle per step); the puzzle goes
+    on with fewer chains until it halts. 0: off."""
+    state_noise_l: float = 0.0
+    """SIC's state noise: std of Gaussian noise added to the carried z_L once per supervision step,
+    in training only (its z_L_noise; its headline run has it off). 0: off."""
     damping: float = 0.0
     """lambda of EqR's damped update z <- z + (1 - lambda)(f(z) - z) + beta * eps; 0 with
     noise_beta 0 is TRM's plain update (bit for bit)."""
@@ -140,12 +158,16 @@ class RecursionConfig:
     """beta at evaluation; -1: the training value (EqR keeps its noise on at evaluation)."""
     depth_schedule: str = "constant"
     """(n, T, N_sup) per training step: constant | cgar (progressive depth, cgar_stages) | random
-    (each step draws n, T, N_sup around the configured values, random_spread)."""
+    (each step draws n, T, N_sup around the configured values, random_spread_*)."""
     cgar_stages: str = "0:2x1,0.3:4x2,0.6:6x3"
     """CGAR stages as progress:n x T, from progress 0; the last stage should be the full depth."""
-    random_spread: int = 1
-    """depth_schedule=random: n, T and N_sup are uniform in value +- spread (capped so that the range
-    stays >= 1 and centred, so the expected compute matches the configured depth)."""
+    random_spread_n: int = 0
+    """depth_schedule=random: n is uniform in n +- this (capped so that the range stays >= 1 and
+    centred, so the expected compute matches the configured depth); 0: n fixed."""
+    random_spread_t: int = 1
+    """The same for T (the blog's best: varying T alone)."""
+    random_spread_nsup: int = 0
+    """The same for N_sup."""
     solver: str = "unroll"
     """unroll: TRM's T passes of n updates | fixed_point: the inner z_L update solved to a fixed
     point (fp_method), trained with fp_grad (Attractor Models, seed 003)."""
@@ -173,7 +195,7 @@ class LossConfig:
     step_weighting: str = "uniform"
     """Weight of each supervision step's loss, a name in trm_core.train.loss.STEP_WEIGHTINGS:
     uniform (TRM) | cgar_paper (lambda^(t-1)/Z over the N_sup steps) | cgar_code (the batch loss
-    times lambda^mean_step, CGAR's public code)."""
+    times lambda^floor(mean 0-based step of the incoming batch), CGAR's public code)."""
     step_weight_lambda: float = 0.7
     """lambda of the CGAR weightings."""
 
@@ -235,12 +257,14 @@ class TrainConfig:
     target_exact_acc: float = 0.0
     """Stop after an evaluation whose eval/exact_acc reaches this; 0: never."""
     dtype: str = "auto"
-    """auto (bfloat16 on CUDA, float32 elsewhere) | float32 | bfloat16."""
+    """auto (bfloat16 on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX), float32 elsewhere) |
+    float32 | bfloat16."""
     precision: str = "amp"
     """How bfloat16 is used (when dtype resolves to it): amp (fp32 weights and carry, autocast) |
     reference (TRM: forward and carry in bf16, fp32 weights cast at use, RoPE and norms in fp32)."""
     compile: bool = False
-    """torch.compile the model."""
+    """torch.compile the block stack f (the CPU presets that train long enough set it; on a CPU
+    without a C++ compiler it warns once and trains eager)."""
     deterministic: bool = False
     """PyTorch deterministic algorithms (and cuDNN/cuBLAS settings on GPU)."""
     cpu_threads: int = 0
@@ -450,8 +474,19 @@ def to_dict(cfg: TRMConfig) -> dict[str, Any]:
 
 
 def from_dict(d: Mapping[str, Any]) -> TRMConfig:
-    """Inverse of to_dict (nested or dotted keys), with the same checks as YAML files."""
-    return apply_dict(TRMConfig(), d)
+    """Inverse of to_dict (nested or dotted keys), with the same checks as YAML files. Keys that
+    earlier versions stored (checkpoints, config.yaml) are read in today's names."""
+    return apply_dict(TRMConfig(), upgrade_keys(flatten(d)))
+
+
+def upgrade_keys(flat: dict[str, Any]) -> dict[str, Any]:
+    """Stored configs of earlier versions in today's keys: recursion.random_spread (one spread for
+    n, T and N_sup) became one spread per knob."""
+    if "recursion.random_spread" in flat:
+        spread = flat.pop("recursion.random_spread")
+        for knob in ("n", "t", "nsup"):
+            flat.setdefault(f"recursion.random_spread_{knob}", spread)
+    return flat
 
 
 def to_flat_dict(cfg: TRMConfig) -> dict[str, Any]:

@@ -63,7 +63,9 @@ def _check_ranges(cfg: TRMConfig) -> None:
         "train.eval_batch_size": t.eval_batch_size, "train.time_budget_s": t.time_budget_s,
         "train.keep_checkpoints": t.keep_checkpoints, "train.cpu_threads": t.cpu_threads,
         "recursion.init_sigma_h": r.init_sigma_h, "recursion.init_sigma_l": r.init_sigma_l,
-        "recursion.noise_beta": r.noise_beta, "recursion.random_spread": r.random_spread,
+        "recursion.noise_beta": r.noise_beta, "recursion.state_noise_l": r.state_noise_l,
+        "recursion.random_spread_n": r.random_spread_n, "recursion.random_spread_t": r.random_spread_t,
+        "recursion.random_spread_nsup": r.random_spread_nsup,
         "data.hint_k": d.hint_k, "data.min_rating": d.min_rating,
     }
     for key, value in non_negative.items():

@@ -31,12 +31,12 @@ def test_latent_inits_give_a_carry_of_the_right_shape(name):
 
 @pytest.mark.parametrize("name", CARRY_POLICIES.names())
 def test_carry_policies_keep_shape_and_keep_the_winner(name):
-    z, fresh = torch.randn(6, 5, 4), torch.randn(6, 5, 4)
+    before, after = torch.randn(6, 5, 4), torch.randn(6, 5, 4)
     winner = torch.tensor([1, 0, 1])
-    out = CARRY_POLICIES.get(name)(z, winner, fresh)
-    assert out.shape == z.shape
+    out = CARRY_POLICIES.get(name)(before, after, winner)
+    assert out.shape == after.shape
     rows = torch.arange(3) * 2 + winner
-    assert torch.equal(out[rows], z[rows])  # every policy keeps each puzzle's winning chain
+    assert torch.equal(out[rows], after[rows])  # every policy carries each puzzle's winning chain's new state
 
 
 @pytest.mark.parametrize("name", DEPTH_SCHEDULES.names())

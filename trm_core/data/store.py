@@ -246,6 +246,11 @@ def build_from_config(data_cfg: Any) -> Path:
         meta = read_meta(Path(data_cfg.path).expanduser())
         if (meta["task"] == "maze") != (data_cfg.task == "maze"):
             raise UserError(f"data.path={data_cfg.path} holds a {meta['task']} dataset, but data.task={data_cfg.task}")
+        if int(meta["board_size"]) != data_cfg.board_size:
+            side = meta["board_size"]
+            raise UserError(f"data.path={data_cfg.path} holds a {side}x{side} {meta['task']} dataset, but "
+                            f"data.board_size={data_cfg.board_size}: set data.board_size={side} or use a "
+                            f"{data_cfg.board_size}x{data_cfg.board_size} dataset")
         return Path(data_cfg.path).expanduser()
     spec = spec_from_config(data_cfg)
     return build_cached(spec, data_cfg.cache_dir or None)

@@ -74,7 +74,8 @@ def halting(records: Sequence[Record], labels: torch.Tensor) -> dict:
 
 def step_curves(records: Sequence[Record]) -> dict:
     """Per step: every checkpoint's first member's exact accuracy (rows still running), and over all
-    running rows: exact accuracy, mean latent residual, mean logit change, share with q_halt > 0."""
+    running rows: exact accuracy, mean latent residual of one outer iteration (the carry's change),
+    mean logit change (per-cell L2, averaged over cells), share with q_halt > 0."""
     tot = {k: sum(rec.stats[k].sum(1) for rec in records) for k in ("active", "exact", "residual", "logit_residual", "halting")}
     active = tot["active"].clamp_min(1)
     logit_rows = tot["active"].clone()

@@ -28,7 +28,8 @@ from trm_core.infer.transforms import build_transforms
 from trm_core.infer.views import build_view
 from trm_core.model.trm import Dynamics
 
-DEFAULT_RULES = ("last", "halt_first", "prob_avg", "majority", "top1_converged", "max_q", "oracle")
+DEFAULT_RULES = ("last", "halt_first", "prob_avg", "majority", "top1_converged", "top1_converged_paper", "max_q",
+                 "oracle")
 
 
 @dataclass
@@ -165,8 +166,8 @@ def _notes(loaded: Sequence[Loaded], breadth: int, beta: Optional[float]) -> lis
     for ld in loaded:
         r = ld.cfg.recursion
         _, b = _dynamics(ld, beta)
-        if breadth > r.chains and r.latent_init == "fixed" and b == 0:
-            notes.append(f"{ld.path}: fixed initial latents and no path noise, so restarts beyond its {r.chains} "
+        if breadth > r.chains and not ld.model.latent_init.random and b == 0:
+            notes.append(f"{ld.path}: fixed initial latents ({r.latent_init}) and no path noise, so restarts beyond its {r.chains} "
                          f"chain(s) repeat the same run; use --noise-beta or --set recursion.latent_init=normal")
     return notes
 

@@ -57,7 +57,7 @@ def _trained_shape(cfg: TRMConfig, weights: dict) -> tuple[str, int, int | None]
     """(task kind, vocabulary, cells) the checkpoint was trained on, read from its weights where they
     tell (the lm head; the MLP-Mixer's token weights), else from its config; cells None if unknown."""
     kind = "maze" if cfg.data.task == "maze" else "sudoku"
-    vocab = int(weights["lm_head.weight"].shape[0])
+    vocab = int(weights["lm_head.weight"].shape[0]) - int(cfg.model.halt_register)  # the HALT class is no puzzle token
     token_mlp = weights.get("blocks.0.mixer.mlp.gate_up.weight")
     if token_mlp is not None:
         return kind, vocab, int(token_mlp.shape[1]) - int(cfg.model.halt_register) - cfg.model.prefix_len

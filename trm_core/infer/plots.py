@@ -88,7 +88,7 @@ def _residuals(plt, data: dict):
     ax.plot([m[0] for m in mean], [m[1] for m in mean], color="black", linewidth=2, label="mean over running rows")
     ax.set_yscale("log")
     ax.set_xlabel("supervision step")
-    ax.set_ylabel("||f(z_H) - z_H||")
+    ax.set_ylabel("||z_t - z_(t-1)|| (z_H, z_L)")
     ax.set_title("latent residuals (thin: single rows; green: right at their last step)")
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -48,7 +48,8 @@ def summary(result: Result) -> list[str]:
                    + (f", at step {mean:.2f} on average" if halted else ""))
     res = [x for x in d["steps"]["residual"] if x is not None]
     if res:
-        out.append(f"latent residual ||f(z_H) - z_H||: step 1 {res[0]:.4g}, last step {res[-1]:.4g} (mean over running rows)")
+        out.append(f"latent residual ||z_t - z_(t-1)|| (whole carry): step 1 {res[0]:.4g}, last step {res[-1]:.4g} "
+                   f"(mean over running rows)")
     for i, a in enumerate(d.get("aas", [])):
         out.append(f"AAS checkpoint {i}: z_H cosine {a['z_h_cosine']:.4f}, z_L cosine {a['z_l_cosine']:.4f}, "
                    f"same answer {a['same_answer']:.4f}")

@@ -11,19 +11,24 @@ Randomness is per row, so a row's trajectory does not depend on the batch it run
 own `noise` generator (trm_core.rng.derive_seed of the engine seed and the row's key; one
 (calls_per_step, seq, width) block per step). So B restarts in one batch give exactly what B
 separate runs give, a smaller breadth is a prefix of a larger one, and ACT and full-depth runs
-give the same trajectory up to a row's halt. Restart r starts like chain r mod K of a K-chain
-model (its fixed buffer, or its random init rule).
+give the same trajectory up to a row's halt. Restart 0 starts as the trainer's evaluation does
+(`model.eval_carry`: the fixed buffers for TRM's and SIC's inits, a draw for EqR's); restart r >= 1
+starts like chain r mod K of a training refill (its fixed buffer, or a draw of its init rule).
 
 What is recorded (`Record`), per row, in the puzzle's own space (answers mapped back through the
 transform's inverse): the state at each snapshot depth and at the first halt (answer, token
-probabilities, q_halt, steps run, mean residuals over the last `window` steps: EqR's latent
-residual ||f(z_H) - z_H|| and the L2 change of the logits); per step and member family, sums of
+probabilities, q_halt, steps run, and two convergence scores averaged over the last `window`
+steps: the residual of one outer iteration, ||z_t - z_{t-1}|| over the whole carry (z_H, z_L),
+EqR's paper (App. D.3) and its code's residual metric (locuslab/EqR evaluators/eval_fn.py:351-354);
+and the change of the logits between steps, per cell L2 over the vocabulary averaged over the
+cells, EqR's code's selection score (eval_fn.py:367-373)); per step and member family, sums of
 activity, exactness, cell accuracy, residuals and halting; full residual traces of a few rows.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -126,9 +131,10 @@ class States:
     steps: torch.Tensor
     """(R,) int32 supervision steps run."""
     residual: torch.Tensor
-    """(R,) mean latent residual over the last `window` steps."""
+    """(R,) mean over the last `window` steps of ||z_t - z_{t-1}|| (the whole carry; EqR's paper)."""
     logit_residual: torch.Tensor
-    """(R,) mean logit change over the last `window` steps (NaN at step 1)."""
+    """(R,) mean over the last `window` steps of the logits' change, per-cell L2 averaged over the
+    cells (EqR's code; NaN at step 1)."""
 
     @staticmethod
     def empty(rows: int, cells: int, vocab: int) -> "States":
@@ -214,19 +220,45 @@ class _BlockNoise:
 
 
 def initial_latents(model: TRM, rows: torch.Tensor, layout: Layout, seed: int) -> Carry:
-    """Fresh latents of `rows`: restart r starts like chain r mod K, from the row's own init stream."""
+    """Fresh latents of `rows`: restart 0 as the trainer's evaluation starts, restart r >= 1 like
+    chain r mod K of a training refill; random inits draw from the row's own init stream."""
     chains = model.l_init.shape[0]
     _, r, _ = layout.split(rows)
-    chain = ((layout.first_restart + r) % chains).to(model.h_init.device)
-    if model.recursion_cfg.latent_init == "fixed":  # nothing random: one call for all rows
-        c = model.init_carry(rows.shape[0], chains)
-        idx = torch.arange(rows.shape[0], device=chain.device) * chains + chain
-        return Carry(c.z_h[idx], c.z_l[idx])
+    restart = layout.first_restart + r
     device = model.h_init.device
-    parts = [model.init_carry(1, chains, generator(seed, layout.key(row, "init"), device))
-             for row in rows.tolist()]
-    idx = chain.tolist()
-    return Carry(torch.stack([c.z_h[k] for c, k in zip(parts, idx)]), torch.stack([c.z_l[k] for c, k in zip(parts, idx)]))
+    if not model.latent_init.random:  # fixed buffers: evaluation starts like chain 0; one call for all rows
+        c = model.init_carry(rows.shape[0], chains)
+        idx = torch.arange(rows.shape[0]) * chains + restart % chains
+        return Carry(c.z_h[idx.to(device)], c.z_l[idx.to(device)])
+    parts = []
+    for row, k in zip(rows.tolist(), restart.tolist()):
+        g = generator(seed, layout.key(row, "init"), device)
+        if k == 0:
+            parts.append(model.eval_carry(1, g))
+        else:
+            c = model.init_carry(1, chains, g)
+            parts.append(Carry(c.z_h[k % chains][None], c.z_l[k % chains][None]))
+    return Carry(torch.cat([c.z_h for c in parts]), torch.cat([c.z_l for c in parts]))
+
+
+def with_head_classes(members: Members, n_classes: int) -> Members:
+    """Members whose token maps also cover head classes beyond the puzzle's tokens (SIC's HALT class,
+    which a transform leaves where it is): a prediction of it maps back to itself, a wrong cell."""
+    extra = n_classes - members.tokens.shape[1]
+    if extra <= 0:
+        return members
+    ids = torch.arange(members.tokens.shape[1], n_classes, device=members.tokens.device).expand(members.tokens.shape[0], -1)
+    return dataclasses.replace(members, tokens=torch.cat([members.tokens, ids], 1),
+                               tokens_inv=torch.cat([members.tokens_inv, ids], 1))
+
+
+def carry_change(before: Carry, after: Carry) -> torch.Tensor:
+    """(rows,) the residual of one outer iteration, ||(z_H, z_L)_t - (z_H, z_L)_{t-1}||, in float32
+    (EqR's paper, App. D.3: ||f(z_t) - z_t|| with f one outer step; its code's residual metric,
+    evaluators/eval_fn.py:351-354, the same norm of the concatenated carry)."""
+    dh = (after.z_h.float() - before.z_h.float()).flatten(1).square().sum(1)
+    dl = (after.z_l.float() - before.z_l.float()).flatten(1).square().sum(1)
+    return (dh + dl).sqrt()
 
 
 class Rollout:
@@ -237,12 +269,12 @@ class Rollout:
                  damping: float = 0.0, noise_beta: float = 0.0, softmax: str = "softmax",
                  initial: Optional[Carry] = None, keep_final: bool = False,
                  progress: Optional[Callable[[int], None]] = None):
-        self.model, self.m, self.layout, self.s = model, members, layout, settings
+        self.model, self.m, self.layout, self.s = model, with_head_classes(members, model.n_tokens), layout, settings
         self.n_inner, self.n_outer = depth_cfg.n_inner, depth_cfg.n_outer
         self.autocast, self.damping, self.beta, self.softmax = autocast, damping, noise_beta, softmax
         self.initial, self.progress = initial, progress
         self.device = members.inputs.device
-        rows, cells, vocab = layout.n_rows, model.n_cells, model.vocab_size
+        rows, cells, vocab = layout.n_rows, model.n_cells, model.n_tokens
         families, d = layout.n_families, settings.depth
         n_trace = min(settings.n_trace, layout.n_puzzles)
         self.record = Record(
@@ -268,7 +300,7 @@ class Rollout:
         noise = [generator(self.s.seed, self.layout.key(row, "noise"), dev) for row in rows.tolist()] if self.beta > 0 else []
         zeros = torch.zeros(k, dtype=torch.long, device=dev)
         nan = torch.full((k, L), float("nan"), device=dev)
-        logits = torch.zeros(k, self.model.n_cells, self.model.vocab_size, device=dev)
+        logits = torch.zeros(k, self.model.n_cells, self.model.n_tokens, device=dev)
         return _Active(rows.to(dev), zeros, zeros.clone(), carry, logits, nan, nan.clone(), noise)
 
     def run(self) -> Record:
@@ -315,14 +347,15 @@ class Rollout:
         t, _, p = self.layout.split(a.rows)
         with self.autocast():
             out = self.model(a.carry, self.m.inputs[t, p], self.n_inner, self.n_outer, self._dynamics(a),
-                             self.m.puzzle_ids[p], residual=True)
+                             self.m.puzzle_ids[p])
         a.steps += 1
         steps, k = a.steps, len(a)
         logits = out.logits.float()
         correct = logits.argmax(-1) == self.m.labels[t, p]
         exact, cells = correct.all(-1), correct.float().mean(-1)
-        residual = out.residual.float()
-        logit_residual = torch.where(steps > 1, (logits - a.prev_logits).flatten(1).norm(dim=1), float("nan"))
+        residual = carry_change(a.carry, out.carry)
+        per_cell = (logits - a.prev_logits).norm(dim=-1).mean(dim=-1)
+        logit_residual = torch.where(steps > 1, per_cell, float("nan"))
         col = (steps - 1) % self.s.window
         a.ring_residual[torch.arange(k, device=self.device), col] = residual
         a.ring_logit[torch.arange(k, device=self.device), col] = logit_residual

@@ -10,13 +10,19 @@ reads the labels: it is the ceiling, not a deployable rule.
 - last: member 0's answer (TRM: one model, the last step it ran).
 - halt_first (SIC): the member that halted first (q_halt > 0); same-step ties go to the larger
   q_halt, then to the lower member index; its answer at that step. None halted within the budget:
-  the member with the highest q_halt at its last step. NFE: M x the first halt step (a halt-first
-  ensemble stops every member there), or M x the budget when none halted.
+  member 0's answer at its last step (SIC, jvdillon/sic code/experiment.py:1274-1278).
+  halt_first_max_q falls back to the member with the highest q_halt instead. NFE: M x the first
+  halt step (a halt-first ensemble stops every member there), or M x the budget when none halted.
 - prob_avg: cell-wise argmax of the members' mean token probabilities (SIC's baseline).
-- majority: puzzle-level vote over the members' whole answers; ties go to the answer whose
-  voters reach the highest q_halt, then to the lowest member index.
-- top1_converged (EqR): the member with the smallest mean latent residual ||f(z_H) - z_H|| over
-  its last L steps (EqR's paper); top1_converged_logits uses the L2 change of the logits (EqR's code).
+- majority (EqR): puzzle-level vote over the members' whole answers; ties go to the answer seen
+  first in member order (EqR's max over an insertion-ordered dict, locuslab/EqR
+  evaluators/eval_fn.py:160-165). majority_q breaks ties by the highest q_halt among each answer's
+  voters, then the lowest member index.
+- top1_converged (EqR's code, eval_fn.py:367-373): the member whose logits changed least over its
+  last L steps: the per-cell L2 norm over the vocabulary of the step-to-step change, averaged over
+  the cells and the L steps. top1_converged_paper (EqR's paper, App. D.3): the member with the
+  smallest residual of one outer iteration, ||z_t - z_{t-1}|| of the whole carry (z_H, z_L),
+  averaged over its last L steps.
 - max_q: the member with the highest q_halt at its last step.
 - oracle: right when any answer a rule could give is right: a member's answer at its last step
   or at its first halt, or the averaged answer (else the candidate with the best cell accuracy).
@@ -50,9 +56,9 @@ class View:
     halt_q: torch.Tensor
     """(P, M) its q_halt at that step."""
     residual: torch.Tensor
-    """(P, M) mean latent residual over the member's last L steps."""
+    """(P, M) mean over the member's last L steps of ||z_t - z_{t-1}|| (whole carry; EqR's paper)."""
     logit_residual: torch.Tensor
-    """(P, M) mean L2 change of its logits over its last L steps."""
+    """(P, M) mean over its last L steps of the logits' change, per-cell L2 averaged over cells (EqR's code)."""
     labels: torch.Tensor
     """(P, cells) long; read by `oracle` only."""
 
@@ -89,8 +95,8 @@ def last(view: View) -> Decision:
     return Decision(view.pred[:, 0], view.steps[:, 0].float())
 
 
-@SELECTION_RULES.register("halt_first")
-def halt_first(view: View) -> Decision:
+def _halt_first(view: View, fallback: torch.Tensor) -> Decision:
+    """The first member to halt (ties: larger q_halt, then lower index); `fallback` (P,) members when none did."""
     inf = torch.tensor(float("inf"))
     when = torch.where(view.halt_step > 0, view.halt_step.float(), inf)
     first = when.min(1).values
@@ -98,11 +104,20 @@ def halt_first(view: View) -> Decision:
     # among the members that halted first, the largest q_halt (argmax keeps the lowest index on ties)
     tied_q = torch.where(when == first[:, None], view.halt_q, -inf)
     by_halt = tied_q.argmax(1)
-    by_q = view.q.argmax(1)
-    pred = torch.where(any_halted[:, None], _members(view, by_halt, view.halt_pred), _members(view, by_q, view.pred))
+    pred = torch.where(any_halted[:, None], _members(view, by_halt, view.halt_pred), _members(view, fallback, view.pred))
     m = view.pred.shape[1]
     nfe = m * torch.where(any_halted, first, view.steps.max(1).values.float())
     return Decision(pred, nfe)
+
+
+@SELECTION_RULES.register("halt_first")
+def halt_first(view: View) -> Decision:
+    return _halt_first(view, torch.zeros(view.pred.shape[0], dtype=torch.long))
+
+
+@SELECTION_RULES.register("halt_first_max_q")
+def halt_first_max_q(view: View) -> Decision:
+    return _halt_first(view, view.q.argmax(1))
 
 
 @SELECTION_RULES.register("prob_avg")
@@ -112,6 +127,16 @@ def prob_avg(view: View) -> Decision:
 
 @SELECTION_RULES.register("majority")
 def majority(view: View) -> Decision:
+    chosen = torch.empty(view.pred.shape[0], dtype=torch.long)
+    for i in range(view.pred.shape[0]):
+        _, which, votes = torch.unique(view.pred[i], dim=0, return_inverse=True, return_counts=True)
+        # the first member (in member order) whose answer has the most votes: the answer seen first
+        chosen[i] = int(torch.nonzero(votes[which] == votes.max()).min())
+    return _pick(view, chosen)
+
+
+@SELECTION_RULES.register("majority_q")
+def majority_q(view: View) -> Decision:
     chosen = torch.empty(view.pred.shape[0], dtype=torch.long)
     for i in range(view.pred.shape[0]):
         boards, which, votes = torch.unique(view.pred[i], dim=0, return_inverse=True, return_counts=True)
@@ -129,12 +154,12 @@ def _smallest(values: torch.Tensor) -> torch.Tensor:
 
 @SELECTION_RULES.register("top1_converged")
 def top1_converged(view: View) -> Decision:
-    return _pick(view, _smallest(view.residual))
-
-
-@SELECTION_RULES.register("top1_converged_logits")
-def top1_converged_logits(view: View) -> Decision:
     return _pick(view, _smallest(view.logit_residual))
+
+
+@SELECTION_RULES.register("top1_converged_paper")
+def top1_converged_paper(view: View) -> Decision:
+    return _pick(view, _smallest(view.residual))
 
 
 @SELECTION_RULES.register("max_q")

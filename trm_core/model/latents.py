@@ -6,10 +6,17 @@ per puzzle (SIC) a batch of B puzzles is B*K rows, chain k of puzzle b at row b*
 with its own z_H and z_L; what makes the chains share z_H is the carry policy applied after each
 step (trm_core.model.chains).
 
-A latent initialiser has the signature `init(model, n_puzzles, chains, generator) -> Carry` and
-returns fresh latents for n_puzzles * chains rows. z_H starts alike in every chain of a puzzle
-(SIC: one shared z_H); z_L may differ per chain. Random initialisers draw from `generator` only
-(the run's `init` stream, trm_core.rng), on the model's device, in the model's forward dtype.
+A latent initialiser (`LatentInit`) says how training starts the latents of a refilled puzzle,
+`init(model, n_puzzles, chains, generator) -> Carry` for n_puzzles * chains rows, and how
+evaluation starts one chain, `init.evaluation(model, n_rows, generator) -> Carry`. z_H starts alike
+in every chain of a puzzle (SIC: one shared z_H); z_L may differ per chain. Random initialisers
+draw from `generator` only (the run's `init` stream, trm_core.rng), on the model's device, in the
+model's forward dtype; `random` says whether an initialiser draws at all.
+
+Public code these follow (file:line at the commits docs/METHODS.md names): TRM's fixed buffers;
+SIC's fresh and SVD-aligned inits (jvdillon/sic code/model.py:1433-1492, 1807-1890) and its
+evaluation start from L_init[0] (code/experiment.py:1542-1546); EqR's random init, a truncated
+normal at +-2 sigma per position (locuslab/EqR models/eqr.py:157-172, models/common/__init__.py).
 """
 
 from __future__ import annotations
@@ -56,7 +63,30 @@ class Carry:
         return Carry(d["z_h"], d["z_l"])
 
 
-LatentInit = Callable[["TRM", int, int, Optional[torch.Generator]], Carry]
+Draw = Callable[["TRM", int, int, Optional[torch.Generator]], Carry]
+StartEval = Callable[["TRM", int, Optional[torch.Generator]], Carry]
+
+
+@dataclass(frozen=True)
+class LatentInit:
+    """One way of starting the latents: `init(model, n_puzzles, chains, generator)` in training,
+    `init.evaluation(model, rows, generator)` in evaluation, `init.prepare(model)` once at build."""
+
+    draw: Draw
+    """Training: fresh latents for n_puzzles * chains rows (chain k of puzzle b at row b*K + k)."""
+    evaluation: StartEval
+    """Evaluation: latents for `rows` single-chain rows (the trainer's evaluation; restart 0 of the
+    test-time engine)."""
+    random: bool
+    """Whether draw or evaluation read the generator (the test-time engine then gives rows their own)."""
+    prepare: Optional[Callable[["TRM"], None]] = None
+    """Run once when the model is built (e.g. aligning the fixed buffers with the initial weights)."""
+
+    def __call__(self, model: "TRM", n_puzzles: int, chains: int = 1,
+                 generator: Optional[torch.Generator] = None) -> Carry:
+        return self.draw(model, n_puzzles, chains, generator)
+
+
 LATENT_INITS: Registry[LatentInit] = Registry("latent initialiser", "recursion.latent_init")
 
 
@@ -76,67 +106,103 @@ def _chain_buffers(model: "TRM", n_puzzles: int, chains: int) -> torch.Tensor:
     return model.l_init[:chains].repeat(n_puzzles, 1)
 
 
-def _trunc_normal(rows: int, model: "TRM", std: float, generator: Optional[torch.Generator]) -> torch.Tensor:
-    """(rows, width) truncated normal (realised std `std`), drawn on the model's device from `generator`."""
+def _trunc_normal(shape: tuple[int, ...], model: "TRM", std: float, generator: Optional[torch.Generator]) -> torch.Tensor:
+    """A truncated normal at +-2 sigma whose realised std is `std` (TRM's, SIC's and EqR's
+    trunc_normal_init_), drawn on the model's device from `generator`."""
     from trm_core.model.layers import trunc_normal
 
-    return trunc_normal((rows, model.width), std, generator, model.h_init.device)
+    return trunc_normal(shape, std, generator, model.h_init.device)
 
 
-@LATENT_INITS.register("fixed")
-def fixed_init(model: "TRM", n_puzzles: int, chains: int = 1, generator: Optional[torch.Generator] = None) -> Carry:
-    """TRM: z_H and z_L start from fixed buffers (truncated normal, std 1) broadcast over positions;
-    with K chains, chain k's z_L starts from its own buffer l_init[k]."""
+def _buffers(model: "TRM", n_puzzles: int, chains: int = 1, generator: Optional[torch.Generator] = None) -> Carry:
     rows = n_puzzles * chains
     return Carry(_fixed_h(model, rows), _broadcast(_chain_buffers(model, n_puzzles, chains), model))
 
 
-@LATENT_INITS.register("fresh")
-def fresh_init(model: "TRM", n_puzzles: int, chains: int = 1, generator: Optional[torch.Generator] = None) -> Carry:
-    """SIC: every chain's z_L vector is drawn afresh at each refill (truncated normal, std init_sigma_l),
-    broadcast over positions; z_H starts from its fixed buffer."""
-    rows = n_puzzles * chains
-    z_l = _trunc_normal(rows, model, model.recursion_cfg.init_sigma_l, generator)
-    return Carry(_fixed_h(model, rows), _broadcast(z_l, model))
+def _buffers_for_evaluation(model: "TRM", rows: int, generator: Optional[torch.Generator] = None) -> Carry:
+    """z_H's buffer and chain 0's z_L buffer: SIC's evaluation start (H_init[0], L_init[0]) and TRM's."""
+    return _buffers(model, rows, 1)
 
 
-@LATENT_INITS.register("svd_aligned")
-def svd_aligned_init(model: "TRM", n_puzzles: int, chains: int = 1, generator: Optional[torch.Generator] = None) -> Carry:
-    """SIC's fresh init with chains 1.. rescaled so that each chain's alignment with the top-10 right
-    singular vectors of block 0's channel up-projection equals chain 0's (no dead chains)."""
-    rows = n_puzzles * chains
-    z_l = _trunc_normal(rows, model, model.recursion_cfg.init_sigma_l, generator)
-    if chains > 1:
-        weight = model.blocks[0].mlp.gate_up.weight.detach().float()
-        top = torch.linalg.svd(weight, full_matrices=False).Vh[:10]  # (10, width), orthonormal rows
-        z_l = align_to_first_chain(z_l.view(n_puzzles, chains, -1), top).view(rows, -1)
-    return Carry(_fixed_h(model, rows), _broadcast(z_l, model))
+def align_chains_like_first(z: torch.Tensor, basis: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """SIC's SVD alignment (code/model.py:1807-1843 for vectors, 1845-1890 per position).
 
-
-def align_to_first_chain(v: torch.Tensor, basis: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """v (puzzles, K, width); basis (r, width) orthonormal rows spanning a subspace S.
-
-    The alignment of a vector is |P v| / |v| with P the projection on S. Each chain k >= 1 keeps its
-    component outside S and scales its component in S by s so that its alignment equals chain 0's:
-    s |P v| / sqrt(s^2 |P v|^2 + |v - P v|^2) = a_0  =>  s = a_0 |v - P v| / (|P v| sqrt(1 - a_0^2)).
+    z (..., K, width); basis (r, width) orthonormal rows (the top right singular vectors of block 0's
+    channel up-projection). a = |basis r / |r|| is chain 0's alignment; every chain k >= 1 keeps its
+    component outside the span, rescales its component inside to norm sqrt(a^2 |perp|^2 / (1 - a^2)),
+    so that its alignment is a too, and is then rescaled to its original norm. Chain 0 is unchanged.
     """
-    inside = (v @ basis.T) @ basis
-    outside = v - inside
-    p, q = inside.norm(dim=-1), outside.norm(dim=-1)  # (puzzles, K)
-    a0 = (p[:, :1] / (p[:, :1].square() + q[:, :1].square()).sqrt().clamp_min(eps)).clamp(max=1 - 1e-6)
-    scale = a0 * q / (p * (1 - a0.square()).sqrt()).clamp_min(eps)
-    out = outside + scale[..., None] * inside
-    out[:, 0] = v[:, 0]  # chain 0 is the reference, unchanged
-    return out
+    ref, rest = z[..., :1, :], z[..., 1:, :]
+    a = (ref / (ref.norm(dim=-1, keepdim=True) + eps) @ basis.T).norm(dim=-1, keepdim=True)
+    parallel = (rest @ basis.T) @ basis
+    perp = rest - parallel
+    target = (a.square() * perp.square().sum(-1, keepdim=True) / (1 - a.square() + eps)).sqrt()
+    norm = parallel.norm(dim=-1, keepdim=True)
+    parallel = torch.where(norm > eps, parallel / (norm + eps) * target, parallel)
+    new = parallel + perp
+    new = new / (new.norm(dim=-1, keepdim=True) + eps) * rest.norm(dim=-1, keepdim=True)
+    return torch.cat([ref, new], dim=-2)
 
 
-@LATENT_INITS.register("normal")
-def normal_init(model: "TRM", n_puzzles: int, chains: int = 1, generator: Optional[torch.Generator] = None) -> Carry:
-    """EqR's random init (RI): z_H ~ N(0, sigma_H^2) and z_L ~ N(0, sigma_L^2), i.i.d. per row,
-    position and channel; z_H is drawn once per puzzle and shared by its chains."""
+def _top_singular_directions(model: "TRM", k: int = 10) -> torch.Tensor:
+    """(k, width): the top right singular vectors of block 0's channel up-projection (SIC: up_proj)."""
+    weight = model.blocks[0].mlp.gate_up.weight.detach().float()
+    return torch.linalg.svd(weight, full_matrices=False).Vh[:k]
+
+
+def _align_buffers(model: "TRM") -> None:
+    """fixed_svd_aligned: align the z_L buffers of chains 1.. once, with the initial weights (SIC)."""
+    if model.l_init.shape[0] > 1:
+        with torch.no_grad():
+            model.l_init.copy_(align_chains_like_first(model.l_init.float(), _top_singular_directions(model)))
+
+
+def _fresh_z_l(model: "TRM", n_puzzles: int, chains: int, generator: Optional[torch.Generator]) -> torch.Tensor:
+    """(n_puzzles * chains, seq, width) z_L drawn i.i.d. per row, position and channel (SIC's
+    z_L_random_init: trunc_normal_init_(std 1) of shape [B, N, S, C], code/model.py:1465-1475)."""
+    shape = (n_puzzles * chains, model.seq_len, model.width)
+    return _trunc_normal(shape, model, model.recursion_cfg.init_sigma_l, generator)
+
+
+def _fresh(model: "TRM", n_puzzles: int, chains: int = 1, generator: Optional[torch.Generator] = None) -> Carry:
+    """SIC's fresh init: z_L drawn per position at every refill; z_H from its fixed buffer."""
+    z_l = _fresh_z_l(model, n_puzzles, chains, generator)
+    return Carry(_fixed_h(model, z_l.shape[0]), z_l.to(model.forward_dtype))
+
+
+def _svd_aligned(model: "TRM", n_puzzles: int, chains: int = 1, generator: Optional[torch.Generator] = None) -> Carry:
+    """SIC's headline init: fresh, then at every position chains 1.. aligned like chain 0 with the
+    current block-0 up-projection (its _apply_svd_alignment_batched)."""
+    z_l = _fresh_z_l(model, n_puzzles, chains, generator)
+    if chains > 1:
+        by_position = z_l.view(n_puzzles, chains, model.seq_len, -1).transpose(1, 2)  # (n, seq, K, width)
+        aligned = align_chains_like_first(by_position, _top_singular_directions(model))
+        z_l = aligned.transpose(1, 2).reshape(z_l.shape)
+    return Carry(_fixed_h(model, z_l.shape[0]), z_l.to(model.forward_dtype))
+
+
+def _normal(model: "TRM", n_puzzles: int, chains: int = 1, generator: Optional[torch.Generator] = None) -> Carry:
+    """EqR's random init (RI): z_H and z_L truncated normal at +-2 sigma (stds init_sigma_h,
+    init_sigma_l) i.i.d. per row, position and channel; z_H drawn once per puzzle, shared by its chains."""
     r = model.recursion_cfg
-    device, shape = model.h_init.device, (model.seq_len, model.width)
-    z_h = torch.randn(n_puzzles, *shape, generator=generator, device=device) * r.init_sigma_h
-    z_l = torch.randn(n_puzzles * chains, *shape, generator=generator, device=device) * r.init_sigma_l
+    shape = (model.seq_len, model.width)
+    z_h = _trunc_normal((n_puzzles, *shape), model, r.init_sigma_h, generator)
+    z_l = _trunc_normal((n_puzzles * chains, *shape), model, r.init_sigma_l, generator)
     z_h = z_h.repeat_interleave(chains, dim=0) if chains > 1 else z_h
     return Carry(z_h.to(model.forward_dtype), z_l.to(model.forward_dtype))
+
+
+def _normal_for_evaluation(model: "TRM", rows: int, generator: Optional[torch.Generator] = None) -> Carry:
+    """EqR draws its random init at evaluation too (models/eqr.py:157-172 runs in eval mode)."""
+    return _normal(model, rows, 1, generator)
+
+
+# TRM: z_H and z_L from fixed buffers (truncated normal, std 1) broadcast over positions; with K
+# chains, chain k's z_L starts from its own buffer l_init[k].
+LATENT_INITS.register("fixed")(LatentInit(_buffers, _buffers_for_evaluation, random=False))
+# SIC's fixed-init ablation (96.80% against fresh 96.85%): the same buffers, chains 1.. aligned once.
+LATENT_INITS.register("fixed_svd_aligned")(
+    LatentInit(_buffers, _buffers_for_evaluation, random=False, prepare=_align_buffers))
+LATENT_INITS.register("fresh")(LatentInit(_fresh, _buffers_for_evaluation, random=True))
+LATENT_INITS.register("svd_aligned")(LatentInit(_svd_aligned, _buffers_for_evaluation, random=True))
+LATENT_INITS.register("normal")(LatentInit(_normal, _normal_for_evaluation, random=True))

@@ -4,14 +4,15 @@ Vocabulary: `z_h` = TRM's z_H (paper: y), `z_l` = z_L (paper: z); `n_inner` = n 
 `n_outer` = T (H_cycles). One supervision step runs T passes; a pass is n updates
 `z_l <- f(z_l + z_h + x)` then `z_h <- f(z_h + z_l)`; only the last pass builds a graph.
 `f` is a stack of post-norm blocks (trm_core.model.layers). The heads read `z_h`: the lm head on
-the cells, the halt head on position 0 (the HALT register when there is one, SIC).
+the cells, the halt head on position 0 (the HALT token when there is one, SIC; else the first
+prefix slot, TRM; else cell 0, EqR).
 
 How a latent takes f's output is `Dynamics`: TRM's plain update `z <- f(z)`, or EqR's damped noisy
 update `z <- z + (1 - lambda)(f(z) - z) + beta * eps` (noise from the run's `noise` stream).
 The model is chain-agnostic: every row is one trajectory; K chains per puzzle are K rows
 (trm_core.model.latents, trm_core.model.chains).
 
-Sequence layout: [HALT register (optional)] [prefix slots] [cells]. The prefix is TRM's puzzle
+Sequence layout: [HALT token (optional)] [prefix slots] [cells]. The prefix is TRM's puzzle
 embedding: slot 0 holds one zero-initialised vector per puzzle identifier (trained by SignSGD,
 trm_core.train.optim), slots 1.. are zeros (model.prefix_learnable=slot0), or all slots are one
 shared learned block (prefix_learnable=all).
@@ -80,8 +81,6 @@ class StepOutput(NamedTuple):
     """(rows, cells, vocab)."""
     q_halt: torch.Tensor
     """(rows,) float32 halting logit."""
-    residual: Optional[torch.Tensor] = None
-    """(rows,) ||f(z_H) - z_H|| of the step's last z_H update, when asked for (EqR's residual)."""
     solver_stats: Optional[dict] = None
     """recursion.solver=fixed_point: iterations used and final residual of the last z_L solve."""
 
@@ -99,10 +98,11 @@ class TRM(nn.Module):
         self.forward_dtype = torch.float32
         """bf16 under train.precision=reference (set by the trainer), else float32."""
         self.latent_init = LATENT_INITS.get(cfg.recursion.latent_init)
-        # token embedding with std 1/sqrt(d), scaled by sqrt(d) on the way in (TRM); the HALT register
-        # is one more token id, vocab_size
+        # token embedding with std 1/sqrt(d), scaled by sqrt(d) on the way in (TRM); the HALT token
+        # is one more token id, vocab_size (SIC's 12-token vocabulary: PAD, blank, 9 digits, HALT)
         self.embed_scale = math.sqrt(self.width)
-        self.embed_tokens = nn.Embedding(vocab_size + int(m.halt_register), self.width)
+        self.n_tokens = vocab_size + int(m.halt_register)
+        self.embed_tokens = nn.Embedding(self.n_tokens, self.width)
         trunc_normal_init_(self.embed_tokens.weight, std=1 / self.embed_scale)
         self.prefix = self.puzzle_emb = None
         if m.prefix_len and m.prefix_learnable == "all":
@@ -114,16 +114,20 @@ class TRM(nn.Module):
                   m.swiglu_multiple, m.swiglu)
             for _ in range(m.n_layers)
         )
-        self.lm_head = lecun_linear(self.width, vocab_size)
-        # halt head: (q_halt, q_continue) from position 0; starts at "never halt" (TRM). Only
-        # q_halt is used (TRM's no_ACT_continue); q_continue is kept for the parameter count.
-        self.q_head = CastedLinear(self.width, 2, bias=True)
+        # the lm head predicts over every token the embedding knows (with the HALT token: SIC's head,
+        # jvdillon/sic code/model.py:1297-1303)
+        self.lm_head = lecun_linear(self.width, self.n_tokens, bias=m.head_bias)
+        # halt head: q_halt (and TRM's q_continue, unused under its no_ACT_continue but kept for the
+        # parameter count) from position 0; starts at "never halt" (TRM, SIC, EqR)
+        self.q_head = CastedLinear(self.width, 2 if m.q_continue else 1, bias=True)
         nn.init.zeros_(self.q_head.weight)
         nn.init.constant_(self.q_head.bias, -5.0)
         # fixed initial latents (truncated normal, std 1), broadcast over positions; one z_L buffer per chain
         self.register_buffer("h_init", trunc_normal_init_(torch.empty(self.width), std=1.0))
         self.register_buffer("l_init", trunc_normal_init_(torch.empty(cfg.recursion.chains, self.width), std=1.0))
         self._compiled_f: Optional[Callable] = None
+        if self.latent_init.prepare is not None:
+            self.latent_init.prepare(self)
 
     # ---- the network f and the recursion -------------------------------------------------------
 
@@ -159,16 +163,20 @@ class TRM(nn.Module):
         return self.embed_scale * x.to(self.forward_dtype)
 
     def init_carry(self, n_puzzles: int, chains: int = 1, generator: Optional[torch.Generator] = None) -> Carry:
-        """Fresh latents for n_puzzles * chains rows (recursion.latent_init)."""
+        """Fresh training latents for n_puzzles * chains rows (recursion.latent_init)."""
         return self.latent_init(self, n_puzzles, chains, generator)
 
+    def eval_carry(self, rows: int, generator: Optional[torch.Generator] = None) -> Carry:
+        """Evaluation's starting latents for `rows` single-chain rows (recursion.latent_init)."""
+        return self.latent_init.evaluation(self, rows, generator)
+
     def forward(self, carry: Carry, inputs: torch.Tensor, n_inner: int, n_outer: int, dynamics: Dynamics = PLAIN,
-                puzzle_ids: Optional[torch.Tensor] = None, residual: bool = False) -> StepOutput:
+                puzzle_ids: Optional[torch.Tensor] = None) -> StepOutput:
         """One supervision step of every row: T passes of (n z_L updates, one z_H update)."""
         x = self.embed(inputs, puzzle_ids)
         z_h, z_l = carry.z_h, carry.z_l
         grad_wanted = torch.is_grad_enabled()
-        res = stats = None
+        stats = None
         for t in range(n_outer):
             # one loop: passes 1..T-1 run without a graph, the last pass with it
             with torch.set_grad_enabled(grad_wanted and t == n_outer - 1):
@@ -177,13 +185,10 @@ class TRM(nn.Module):
                 else:
                     for _ in range(n_inner):
                         z_l = dynamics(z_l, self.f(z_l, z_h + x))
-                f_h = self.f(z_h, z_l)
-                if residual and t == n_outer - 1:
-                    res = (f_h - z_h).detach().float().flatten(1).norm(dim=1)
-                z_h = dynamics(z_h, f_h)
+                z_h = dynamics(z_h, self.f(z_h, z_l))
         logits = self.lm_head(z_h[:, self.n_special:])
         q_halt = self.q_head(z_h[:, 0]).float()[:, 0]
-        return StepOutput(Carry(z_h.detach(), z_l.detach()), logits, q_halt, res, stats)
+        return StepOutput(Carry(z_h.detach(), z_l.detach()), logits, q_halt, stats)
 
     def _solve_z_l(self, z_l: torch.Tensor, injection: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """recursion.solver=fixed_point: z_L* = f(z_L* + z_H + x) (trm_core.model.fixed_point); the
@@ -201,7 +206,7 @@ class TRM(nn.Module):
         hidden = [p for p in self.blocks.parameters() if p.ndim == 2]
         hidden_ids = {id(p) for p in hidden}
         embed = [self.embed_tokens.weight] + ([self.prefix] if self.prefix is not None else [])
-        head = [self.lm_head.weight, self.q_head.weight, self.q_head.bias]
+        head = [p for p in (*self.lm_head.parameters(), *self.q_head.parameters())]
         other = [p for p in self.blocks.parameters() if id(p) not in hidden_ids]
         puzzle = [self.puzzle_emb] if self.puzzle_emb is not None else []
         groups = {"hidden": hidden, "embed": embed, "head": head, "other": other, "puzzle_emb": puzzle}

@@ -5,8 +5,10 @@ Metric keys: eval/exact_acc, eval/cell_acc (full depth, last step); eval/halted_
 eval/halted_cell_acc, eval/avg_steps (with halting); eval/halt_acc (over every puzzle and step:
 the halt head's verdict q_halt > 0 agrees with exact correctness); eval/n_puzzles.
 
-One chain per puzzle (chain 0 of a K-chain model), the evaluation dynamics (recursion.eval_damping,
-eval_noise_beta), and random latents and noise from evaluation's own streams seeded with `seed`:
+One chain per puzzle, started as recursion.latent_init says for evaluation (the fixed buffers of
+chain 0 for TRM's and SIC's inits, as SIC evaluates from L_init[0]; a draw for EqR's random init),
+the evaluation dynamics (recursion.eval_damping, eval_noise_beta), and random latents and noise from
+evaluation's own streams seeded with `seed`:
 two evaluations of the same weights with the same seed give the same numbers. The test-time engine
 (trm_core.infer) scales depth and breadth and ensembles; this is the trainer's yardstick.
 """
@@ -51,7 +53,7 @@ def evaluate_batch(model: TRM, inputs: torch.Tensor, labels: torch.Tensor, depth
     """Sums over one batch: final-step correctness, halted answers, halting steps, halt-head agreement."""
     b = inputs.shape[0]
     dynamics = Dynamics.evaluation(model.recursion_cfg, streams.noise)
-    carry = model.init_carry(b, 1, streams.init)
+    carry = model.eval_carry(b, streams.init)
     halted = torch.zeros(b, dtype=torch.bool, device=inputs.device)
     halt_step = torch.full((b,), depth.n_supervision, device=inputs.device)
     halted_cells = torch.zeros(b, device=inputs.device)

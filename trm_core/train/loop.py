@@ -25,6 +25,7 @@ from tqdm import tqdm
 from trm_core.config import TRMConfig, from_dict, to_dict, validate
 from trm_core.errors import TrainingDiverged, UserError, write_text_atomic
 from trm_core.model.chains import chain_diversity
+from trm_core.model.latents import Carry
 from trm_core.model.trm import Dynamics
 from trm_core.train import checkpoint as ckpt
 from trm_core.train import signals
@@ -47,10 +48,11 @@ def train_step(s: Session, autocast) -> dict[str, torch.Tensor]:
     set_lr(s.optimizer, lr / cfg.optim.lr)
     inputs, puzzle_ids = batch.row_inputs()
     with autocast():
-        step = s.model(batch.carry, inputs, depth.n_inner, depth.n_outer, Dynamics.training(r, s.streams.noise),
-                       puzzle_ids)
+        step = s.model(state_noise(batch.carry, r.state_noise_l, s.streams.noise), inputs, depth.n_inner,
+                       depth.n_outer, Dynamics.training(r, s.streams.noise), puzzle_ids)
     carry, logits, q_halt = step.carry, step.logits, step.q_halt
-    out = supervision_loss(logits, q_halt, batch.labels, batch.steps + 1, depth.n_supervision, cfg.loss)
+    alive = batch.alive if r.expunge_cos > 0 else None
+    out = supervision_loss(logits, q_halt, batch.labels, batch.steps + 1, depth.n_supervision, cfg.loss, alive)
     s.optimizer.zero_grad(set_to_none=True)
     out.loss.backward()
     # clip when asked; the norm is logged either way
@@ -59,9 +61,11 @@ def train_step(s: Session, autocast) -> dict[str, torch.Tensor]:
     s.optimizer.step()
     if s.ema is not None:
         s.ema.update(s.model)
-    # chains: the carry policies run after the backward pass; a puzzle halts on its winner's q_halt
-    batch.carry = batch.apply_carry_policies(carry, out.winner, s.model, r, s.streams.init)
+    # chains: the carry policies run after the backward pass; a puzzle halts on its winner's q_halt;
+    # then SIC's expunge drops near-duplicate chains of the puzzles that go on
+    batch.apply_carry_policies(carry, out.winner, r)
     batch.advance(pick(q_halt.detach(), out.winner), depth.n_supervision, r.halt_exploration_prob, s.streams.explore)
+    expunged = batch.expunge(out.rows.ce.detach(), r.expunge_cos)
     s.step += 1
     halted = batch.halted
     stats = {
@@ -80,7 +84,18 @@ def train_step(s: Session, autocast) -> dict[str, torch.Tensor]:
         stats["winner_ce"] = out.lm_loss
         stats["mean_ce"] = out.rows.ce.detach().mean()
         stats["chain_cos"] = chain_diversity(carry.z_l, batch.inputs.shape[0])
+        stats["expunged"] = expunged
+        stats["live_chains"] = batch.alive.float().sum() / batch.inputs.shape[0]
     return stats
+
+
+def state_noise(carry: Carry, sigma: float, generator: Optional[torch.Generator]) -> Carry:
+    """SIC's state noise (recursion.state_noise_l): z_L + sigma * eps once per supervision step, before
+    the step, from the run's noise stream (jvdillon/sic code/model.py:1538-1541, its z_L_noise)."""
+    if sigma <= 0:
+        return carry
+    eps = torch.randn(carry.z_l.shape, generator=generator, device=carry.z_l.device, dtype=carry.z_l.dtype)
+    return Carry(carry.z_h, carry.z_l + sigma * eps)
 
 
 class TrainStats:
@@ -117,7 +132,8 @@ class TrainStats:
             share = wins.float() / wins.sum().clamp_min(1)
             out.update({f"train/win_rate/{k}": float(x) for k, x in enumerate(share)})
             out.update({"train/winner_ce": v["winner_ce"] / n, "train/mean_ce": v["mean_ce"] / n,
-                        "train/chain_cos": v["chain_cos"] / n})
+                        "train/chain_cos": v["chain_cos"] / n, "train/expunged": v["expunged"] / n,
+                        "train/live_chains": v["live_chains"] / n})
         return out
 
 

@@ -2,9 +2,10 @@
 
 Cross entropy is softmax or TRM's "stablemax" (computed in float64), with optional label smoothing.
 Everything is computed per row first (`row_losses`); with K chains per puzzle (rows = B*K) the
-rows of a puzzle are then reduced (`chain_reduce`): `wta` trains only the winner, the chain with
-the lowest cross entropy (ties: the lowest index), so the losers get exactly zero gradient (SIC);
-`mean` averages the K chains (the ablation). With K = 1 both are TRM's loss.
+rows of a puzzle are then reduced: `wta` trains only the winner, the live chain with the lowest
+cross entropy (ties: the lowest index), so the losers get exactly zero gradient (SIC,
+jvdillon/sic code/experiment.py:801-815 and 826-855); `mean` averages the live chains (the ablation).
+With K = 1 both are TRM's loss.
 
 `STEP_WEIGHTINGS` maps `loss.step_weighting` to `weights(steps, n_supervision, cfg) -> (B,)`: the
 weight of each puzzle's loss given the (1-based) supervision step that puzzle is at.
@@ -12,8 +13,9 @@ weight of each puzzle's loss given the (1-based) supervision step that puzzle is
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -64,8 +66,10 @@ def cgar_paper_weighting(steps: torch.Tensor, n_supervision: int, cfg: LossConfi
 
 @STEP_WEIGHTINGS.register("cgar_code")
 def cgar_code_weighting(steps: torch.Tensor, n_supervision: int, cfg: LossConfig) -> torch.Tensor:
-    """CGAR's public code: the whole batch's loss times lambda^(mean step), one scalar per batch."""
-    return torch.full(steps.shape, cfg.step_weight_lambda, device=steps.device) ** steps.float().mean()
+    """CGAR's public code: the whole batch's loss times lambda^floor(mean of the 0-based steps the
+    batch's puzzles had taken before this one, read off the incoming carry), one scalar per batch."""
+    mean_taken = (steps.float() - 1).mean()
+    return torch.full(steps.shape, cfg.step_weight_lambda ** math.floor(float(mean_taken)), device=steps.device)
 
 
 @dataclass
@@ -113,21 +117,28 @@ def pick(values: torch.Tensor, winner: torch.Tensor) -> torch.Tensor:
 
 
 def supervision_loss(logits: torch.Tensor, q_halt: torch.Tensor, labels: torch.Tensor, steps: torch.Tensor,
-                     n_supervision: int, cfg: LossConfig) -> StepLoss:
+                     n_supervision: int, cfg: LossConfig, alive: Optional[torch.Tensor] = None) -> StepLoss:
     """Loss of one supervision step. logits (B*K, cells, vocab), q_halt (B*K,), labels (B, cells) or
-    (B*K, cells), steps (B,) 1-based supervision steps of the B puzzles."""
+    (B*K, cells), steps (B,) 1-based supervision steps of the B puzzles, alive (B*K,) bool: the chains
+    that compete (None: all; every puzzle keeps at least one)."""
     n_puzzles = steps.shape[0]
     chains = logits.shape[0] // n_puzzles
     if labels.shape[0] != logits.shape[0]:
         labels = labels.repeat_interleave(chains, dim=0)
     rows = row_losses(logits, q_halt, labels, cfg)
     per_row = rows.ce + cfg.halt_weight * rows.halt
-    winner = rows.ce.detach().view(n_puzzles, chains).argmin(dim=1)  # first minimum: ties go to the lowest index
+    live = alive.view(n_puzzles, chains) if alive is not None else None
+    ce_for_winner = rows.ce.detach().view(n_puzzles, chains)
+    if live is not None:  # a dropped chain never wins (SIC: its loss is inf)
+        ce_for_winner = torch.where(live, ce_for_winner, torch.inf)
+    winner = ce_for_winner.argmin(dim=1)  # first minimum: ties go to the lowest index
     if chains == 1 or cfg.chain_loss == "wta":
         per_puzzle, ce, halt = pick(per_row, winner), pick(rows.ce, winner), pick(rows.halt, winner)
-    else:  # mean over the chains
-        per_puzzle = per_row.view(n_puzzles, chains).mean(1)
-        ce, halt = rows.ce.view(n_puzzles, chains).mean(1), rows.halt.view(n_puzzles, chains).mean(1)
+    else:  # mean over the live chains
+        w = live.float() if live is not None else torch.ones(n_puzzles, chains, device=logits.device)
+        w = w / w.sum(1, keepdim=True)
+        per_puzzle = (per_row.view(n_puzzles, chains) * w).sum(1)
+        ce, halt = (rows.ce.view(n_puzzles, chains) * w).sum(1), (rows.halt.view(n_puzzles, chains) * w).sum(1)
     weights = STEP_WEIGHTINGS.get(cfg.step_weighting)(steps, n_supervision, cfg)
     loss = (weights * per_puzzle).mean()
     return StepLoss(loss, ce.detach().mean(), halt.detach().mean(), pick(rows.cell_correct, winner),

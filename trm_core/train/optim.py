@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -25,10 +25,13 @@ from trm_core.model.trm import TRM
 class AdamAtan2(torch.optim.Optimizer):
     """Adam with atan2 instead of the epsilon division (Everett et al. 2024), as used by TRM.
 
-    Per parameter, with decoupled weight decay (definition of the public CUDA package):
+    Per parameter, as the public CUDA kernel computes it (imoneoi/adam-atan2 @42a1aeb,
+    csrc/adam_atan2.cu:47-53 and 77-84), with decoupled weight decay:
         p <- p * (1 - lr * wd)
         m <- beta1 * m + (1 - beta1) * g;   v <- beta2 * v + (1 - beta2) * g^2
-        p <- p - lr * atan2(m / (1 - beta1^t), sqrt(v / (1 - beta2^t)))
+        p <- p - (lr / (1 - beta1^t)) * atan2(m, sqrt(v) / sqrt(1 - beta2^t))
+    The first bias correction scales the step outside the atan2 (atan2 is not scale-free, so this
+    differs from atan2(m / (1 - beta1^t), ...) in the first steps).
     """
 
     def __init__(self, params, lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.95), weight_decay: float = 0.0):
@@ -58,7 +61,7 @@ class AdamAtan2(torch.optim.Optimizer):
                 exp_avg.lerp_(p.grad, 1 - beta1)
                 exp_avg_sq.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
                 denom = exp_avg_sq.sqrt() / math.sqrt(1 - beta2**t)
-                p.add_(torch.atan2(exp_avg / (1 - beta1**t), denom), alpha=-lr)
+                p.add_(torch.atan2(exp_avg, denom), alpha=-lr / (1 - beta1**t))
         return loss
 
 
@@ -182,25 +185,43 @@ class EMA:
     decay_t = min(decay, (1 + t) / (10 + t)): the usual warm-up so that short runs are not
     dominated by the initial weights; after ~10k steps it equals `decay` (TRM's EMA 0.999).
     Before `start_step` optimiser steps the copy just follows the weights (SIC: EMA from step 5k);
-    t counts the updates since then.
+    t counts the updates since then. Parameters named in `live` are copied, not averaged: TRM's EMA
+    covers its parameters only, and its puzzle-identifier table is a buffer, so its evaluation reads
+    the live table (the `puzzle_emb` default).
     """
 
-    def __init__(self, model: nn.Module, decay: float, start_step: int = 0):
+    def __init__(self, model: nn.Module, decay: float, start_step: int = 0, live: tuple[str, ...] = ("puzzle_emb",)):
         self.decay, self.start_step = decay, start_step
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.live = live
+        self._lists: Optional[tuple] = None
+        """(model, its parameter lists split by _split), built at the first update."""
         self.updates = 0
         self.seen = 0
 
+    def _split(self, model: nn.Module) -> tuple[list, list, list, list]:
+        """(averaged ema, averaged live, copied ema, copied live) parameter lists."""
+        ema = dict(self.model.named_parameters())
+        avg_e, avg_p, copy_e, copy_p = [], [], [], []
+        for name, p in model.named_parameters():
+            target = (copy_e, copy_p) if name in self.live else (avg_e, avg_p)
+            target[0].append(ema[name])
+            target[1].append(p.detach())
+        return avg_e, avg_p, copy_e, copy_p
+
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        ema_params = list(self.model.parameters())
-        params = [p.detach() for p in model.parameters()]
+        if self._lists is None or self._lists[0] is not model:  # parameters are stable objects: split once
+            self._lists = (model, self._split(model))
+        avg_e, avg_p, copy_e, copy_p = self._lists[1]
+        if copy_e:
+            torch._foreach_copy_(copy_e, copy_p)
         self.seen += 1
         if self.seen <= self.start_step:
-            torch._foreach_copy_(ema_params, params)
+            torch._foreach_copy_(avg_e, avg_p)
             return
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        torch._foreach_lerp_(ema_params, params, 1 - decay)
+        torch._foreach_lerp_(avg_e, avg_p, 1 - decay)
         self.updates += 1
 
     def state_dict(self) -> dict:

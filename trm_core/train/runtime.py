@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import re
+import shutil
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -47,9 +50,31 @@ def set_cpu_threads(device: torch.device, threads: int = 0) -> int:
     return threads
 
 
+@functools.lru_cache(maxsize=None)
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), detected once: there a bf16
+    matmul runs several times faster than fp32 (see the README's Speed section); elsewhere bf16
+    is emulated and slower than fp32."""
+    cpu = torch.cpu
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        check = getattr(cpu, probe, None)
+        try:
+            if check is not None and check():
+                return True
+        except RuntimeError:  # a build without the probe's kernels
+            pass
+    try:  # the kernel's own view, for builds without the probes
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
 def uses_bf16(device: torch.device, dtype: str) -> bool:
-    """train.dtype: bfloat16, or auto on CUDA."""
-    return dtype == "bfloat16" or (dtype == "auto" and device.type == "cuda")
+    """train.dtype: bfloat16, or auto on CUDA and on CPUs with native bf16 (native_bf16_cpu)."""
+    if dtype == "bfloat16":
+        return True
+    return dtype == "auto" and (device.type == "cuda" or (device.type == "cpu" and native_bf16_cpu()))
 
 
 def autocast_factory(device: torch.device, dtype: str, precision: str = "amp"
@@ -65,6 +90,23 @@ def forward_dtype(device: torch.device, dtype: str, precision: str = "amp") -> t
     """The dtype of the model's forward and carry: bf16 under the reference numerics (TRM's
     forward_dtype), else float32 (with amp, autocast runs the matmuls in bf16)."""
     return torch.bfloat16 if uses_bf16(device, dtype) and precision == "reference" else torch.float32
+
+
+@functools.lru_cache(maxsize=None)
+def compiler_available() -> bool:
+    """Whether torch.compile can build CPU kernels here: a C++ compiler ($CXX, g++, clang++ or c++)."""
+    names = [os.environ.get("CXX", ""), "g++", "clang++", "c++"]
+    return any(name and shutil.which(name) for name in names)
+
+
+def can_compile(device: torch.device) -> bool:
+    """train.compile's guard: on a CPU without a C++ compiler, warn once and train eager instead of
+    failing in the middle of the first step (torch.compile's CPU backend builds C++ kernels)."""
+    if device.type != "cpu" or compiler_available():
+        return True
+    warnings.warn("train.compile is on, but no C++ compiler (g++, clang++ or $CXX) was found: training eager",
+                  RuntimeWarning, stacklevel=2)
+    return False
 
 
 def set_deterministic(on: bool, device: torch.device) -> None:

@@ -56,11 +56,12 @@ def _centred(rng: random.Random, value: int, spread: int) -> int:
 
 @DEPTH_SCHEDULES.register("random")
 def random_depth(cfg: TRMConfig, step: int, total_steps: int) -> Depth:
-    """Randomised recursion (seed 002): n, T and N_sup drawn uniformly in value +- recursion.random_spread,
-    independently, per optimiser step. Centred ranges give E[n] = n, E[T] = T, so the expected
-    compute of a step, T * (n + 1), equals the configured depth's. The draw is a function of
-    (seed, step), so a resumed run draws the same depths."""
+    """Randomised recursion (seed 002): n, T and N_sup each drawn uniformly in value +- its own spread
+    (recursion.random_spread_n / _t / _nsup; 0 keeps a knob fixed), independently, per optimiser step.
+    The blog varies one knob at a time; its best is T alone (the defaults). Centred ranges give
+    E[n] = n, E[T] = T, so the expected compute of a step, T * (n + 1), equals the configured
+    depth's. The draw is a function of (seed, step), so a resumed run draws the same depths."""
     r = cfg.recursion
     rng = random.Random(derive_seed(cfg.seed, f"depth/{step}"))
-    return Depth(_centred(rng, r.n_inner, r.random_spread), _centred(rng, r.n_outer, r.random_spread),
-                 _centred(rng, r.n_supervision, r.random_spread))
+    return Depth(_centred(rng, r.n_inner, r.random_spread_n), _centred(rng, r.n_outer, r.random_spread_t),
+                 _centred(rng, r.n_supervision, r.random_spread_nsup))

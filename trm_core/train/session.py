@@ -14,8 +14,8 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from trm_core.config import TRMConfig, to_dict
-from trm_core.errors import UserError
+from trm_core.config import TRMConfig, from_dict, to_dict, to_flat_dict
+from trm_core.errors import ConfigError, UserError
 from trm_core.model.chains import CARRY_POLICIES
 from trm_core.model.latents import LATENT_INITS
 from trm_core.model.trm import TRM, build_model
@@ -25,7 +25,7 @@ from trm_core.train.act import ActBatch
 from trm_core.train.evaluate import EvalSet
 from trm_core.train.loss import STEP_WEIGHTINGS
 from trm_core.train.optim import EMA, OPTIMIZERS, OptimizerList
-from trm_core.train.runtime import forward_dtype, seed_everything
+from trm_core.train.runtime import can_compile, forward_dtype, seed_everything
 from trm_core.train.schedules import DEPTH_SCHEDULES
 
 
@@ -37,6 +37,14 @@ def check_names(cfg: TRMConfig) -> None:
     DEPTH_SCHEDULES.get(cfg.recursion.depth_schedule)
     STEP_WEIGHTINGS.get(cfg.loss.step_weighting)
     OPTIMIZERS.get(cfg.optim.name)
+
+
+PUBLIC_DATA = {
+    "maze": "python -m trm_core data build maze-csv --csv train.csv --test-csv test.csv --out DIR",
+    "sudoku-extreme": "python -m trm_core data build sudoku-extreme --csv train.csv --test-csv test.csv "
+                      "--subsample 1000 --seed 0 --out DIR",
+}
+"""How to build each task's public dataset, for the refusal above."""
 
 
 @dataclass
@@ -55,6 +63,10 @@ def load_data(cfg: TRMConfig) -> Data:
     from trm_core.data.stream import TrainStream
 
     d = cfg.data
+    if not d.generated_ok and not d.path:
+        build = PUBLIC_DATA.get(d.task, "python -m trm_core data build ...")
+        raise UserError(f"{cfg.name} is defined on a public dataset and does not train on generated puzzles: "
+                        f"data.path must name a dataset directory built from it (`{build}`), but data.path is empty")
     dataset = load_dataset(build_from_config(d))
     stream = TrainStream(dataset, seed=cfg.seed, augment=d.augment, sampling=d.sampling, hint_k=d.hint_k,
                          hint_fraction=d.hint_fraction)
@@ -104,7 +116,7 @@ def build_session(cfg: TRMConfig, device: torch.device, dataset, stream) -> Sess
     model = build_model(cfg, meta["vocab_size"], meta["seq_len"], int(meta.get("n_puzzle_ids", 1))).to(device)
     model.forward_dtype = forward_dtype(device, cfg.train.dtype, cfg.train.precision)
     ema = EMA(model, cfg.optim.ema_decay, cfg.optim.ema_start_step) if cfg.optim.ema_decay > 0 else None
-    if cfg.train.compile:
+    if cfg.train.compile and can_compile(device):
         model.compile_f()
         if ema is not None:
             ema.model.compile_f()
@@ -123,12 +135,33 @@ def checkpoint_payload(s: Session) -> dict[str, Any]:
     }
 
 
+SHAPE_KEYS = ("model.", "recursion.chains", "recursion.latent_init")
+"""Config keys that decide the shapes of a checkpoint's tensors (or how its buffers were made)."""
+
+
+def shape_keys_differ(stored: Any, cfg: TRMConfig, source: str) -> None:
+    """Refuse a checkpoint whose stored config differs from `cfg` in a key that shapes the model,
+    naming every such key (one line) instead of PyTorch's size-mismatch text."""
+    if not isinstance(stored, dict):
+        return
+    try:
+        old = to_flat_dict(from_dict(stored))
+    except (ConfigError, TypeError, AttributeError):
+        return  # an unreadable stored config: the state-dict load below says what does not fit
+    new = to_flat_dict(cfg)
+    differ = [k for k in new if k.startswith(SHAPE_KEYS) and old.get(k) != new[k]]
+    if differ:
+        pairs = ", ".join(f"{k}: {old.get(k)!r} in the checkpoint, {new[k]!r} here" for k in differ)
+        raise UserError(f"checkpoint {source} was trained with another model: {pairs}")
+
+
 def restore(s: Session, data: dict[str, Any], source: str) -> None:
     """Load a checkpoint into a freshly built session; a mismatch is a one-line UserError.
 
     A checkpoint without the batch's latents (train.checkpoint_carry=none) resumes with every
     puzzle halted, so the first step refills the whole batch (TRM's resume).
     """
+    shape_keys_differ(data.get("config"), s.cfg, source)
     try:
         s.model.load_state_dict(data["model"])
         s.optimizer.load_state_dict(data["optimizer"])

@@ -113,9 +113,12 @@ def test_build_from_config_errors(tmp_path):
     with pytest.raises(UserError, match="size"):
         store.build_from_config(DataConfig(board_size=5, cache_dir=str(tmp_path)))
     built = store.build_from_config(DataConfig(board_size=4, n_train=3, n_test=2, cache_dir=str(tmp_path)))
-    assert store.build_from_config(DataConfig(path=str(built))) == built
+    assert store.build_from_config(DataConfig(path=str(built), board_size=4)) == built
     with pytest.raises(UserError, match="data.task=maze"):
-        store.build_from_config(DataConfig(task="maze", path=str(built)))
+        store.build_from_config(DataConfig(task="maze", path=str(built), board_size=4))
+    # a 4x4 dataset under a 9x9 config would train while config.yaml records 9: refused, naming both
+    with pytest.raises(UserError, match=r"holds a 4x4 sudoku dataset, but data.board_size=9"):
+        store.build_from_config(DataConfig(path=str(built)))
 
 
 def test_build_from_config_maze(tmp_path, monkeypatch):

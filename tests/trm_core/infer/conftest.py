@@ -16,7 +16,7 @@ from trm_core.train import train
 
 TINY = ["data.n_train=64", "data.n_test=32", "model.hidden_size=32", "train.batch_size=16", "train.steps=4",
         "train.eval_interval=4", "train.log_interval=4", "recursion.n_supervision=4", "train.cpu_threads=1",
-        "device=cpu", "optim.warmup_steps=0"]
+        "device=cpu", "optim.warmup_steps=0", "train.compile=false"]
 
 
 def _train(root: Path, preset: str, *extra: str) -> Path:

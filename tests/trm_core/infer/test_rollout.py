@@ -126,3 +126,32 @@ def test_engine_reads_one_rollout_at_every_depth_and_breadth(checkpoints):
     assert h["never"] + sum(h["counts"]) == 2 * 2 * 2 * 8  # every row of both checkpoints
     assert any("fixed initial latents" in n for n in result.notes)  # the plain checkpoint's restarts repeat
     assert result.diagnostics["row_steps_run"] == 2 * 2 * 2 * 8 * 4
+
+
+def test_convergence_scores_are_eqrs_formulas(checkpoints):
+    """The two scores the top-1-converged rules read, against EqR written out on the same trajectory:
+    its code's selection score (locuslab/EqR evaluators/eval_fn.py:367-373: the step-to-step logit deltas,
+    the last `window` of them, L2 over the vocabulary, mean over those steps and the cells) and its paper's
+    residual (App. D.3: the mean over the last L steps of ||f(z_t) - z_t||, one outer iteration, here the
+    change of the whole carry (z_H, z_L) as eval_fn.py:351-354 measures it)."""
+    ld, members, _ = setup(checkpoints["plain"], "identity")
+    depth, window = 5, 3
+    rec = rollout(ld, members, Layout(0, 1, 1, N), Settings(depth, (depth,), window=window))
+    model, x = ld.model, members.inputs[0]
+    carry = model.eval_carry(N)
+    hidden, logits = [torch.cat((carry.z_h, carry.z_l), dim=1)], []
+    with torch.no_grad(), ld.autocast():  # the checkpoint's precision, as the rollout runs it
+        for _ in range(depth):
+            out = model(carry, x, ld.cfg.recursion.n_inner, ld.cfg.recursion.n_outer, puzzle_ids=members.puzzle_ids)
+            carry = out.carry
+            hidden.append(torch.cat((carry.z_h, carry.z_l), dim=1))
+            logits.append(out.logits.float())
+    deltas = torch.stack(logits)[1:] - torch.stack(logits)[:-1]
+    deltas = deltas[-window:] if window < deltas.shape[0] else deltas
+    code_score = deltas.norm(dim=-1).mean(dim=(0, -1))
+    residuals = [(cur - prev).flatten(start_dim=1).to(torch.float32).norm(dim=1) for prev, cur in zip(hidden, hidden[1:])]
+    paper_score = torch.stack(residuals[-window:]).mean(0)
+    snap = rec.snapshots[depth]
+    torch.testing.assert_close(snap.logit_residual, code_score, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(snap.residual, paper_score, rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(code_score, paper_score)  # two different scores, not one under two names

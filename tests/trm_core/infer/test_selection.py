@@ -41,16 +41,18 @@ def test_halt_first_same_step_same_q_goes_to_the_lower_member():
     assert rule("halt_first", v).pred.tolist() == [A]
 
 
-def test_halt_first_without_halts_takes_the_highest_q_at_the_end():
+def test_halt_first_without_halts_falls_back_to_member_zero_or_the_highest_q():
+    # SIC code/experiment.py:1274-1278: a puzzle no member halted on takes member 0's final logits
     v = view([A, B, C], q=[-3.0, -1.0, -2.0], steps=[8, 8, 8])
     d = rule("halt_first", v)
-    assert d.pred.tolist() == [B] and d.nfe.tolist() == [3 * 8]
+    assert d.pred.tolist() == [A] and d.nfe.tolist() == [3 * 8]
+    assert rule("halt_first_max_q", v).pred.tolist() == [B]
 
 
-def test_top1_converged_picks_the_smallest_residual_on_latents_or_on_logits():
+def test_top1_converged_picks_the_smallest_logit_change_and_the_paper_form_the_smallest_residual():
     v = view([A, B, C], residual=[0.3, 0.1, float("nan")], logit_residual=[0.05, 0.2, 0.9])
-    assert rule("top1_converged", v).pred.tolist() == [B]
-    assert rule("top1_converged_logits", v).pred.tolist() == [A]
+    assert rule("top1_converged", v).pred.tolist() == [A]  # EqR's code: the logits' change
+    assert rule("top1_converged_paper", v).pred.tolist() == [B]  # EqR's paper: the latent residual
 
 
 def test_majority_votes_whole_answers_not_cells():
@@ -59,10 +61,24 @@ def test_majority_votes_whole_answers_not_cells():
     assert rule("majority", v).pred.tolist() == [[0, 1, 2]]
 
 
-def test_majority_ties_go_to_the_highest_q_then_the_lowest_member():
-    assert rule("majority", view([A, B, B, A], q=[0.1, 0.2, 0.9, 0.3])).pred.tolist() == [B]
-    assert rule("majority", view([A, B, B, A], q=[0.5, 0.5, 0.5, 0.5])).pred.tolist() == [A]
-    assert rule("majority", view([C, B, B, C], q=[0.5, 0.5, 0.5, 0.5])).pred.tolist() == [C]
+def test_majority_ties_go_to_the_answer_seen_first():
+    """EqR evaluators/eval_fn.py:160-165: votes counted in an insertion-ordered dict over the restarts,
+    winner = max(votes.items(), key=count): the first answer (in member order) among the most voted."""
+
+    def eqr_majority(preds):
+        votes = {}
+        for row in preds:
+            votes[tuple(row)] = votes.get(tuple(row), 0) + 1
+        return list(max(votes.items(), key=lambda item: item[1])[0])
+
+    for preds in ([A, B, B, A], [C, B, B, C], [B, A, C, A, B], [D, C, C, D, A]):
+        assert rule("majority", view(preds, q=[0.1, 0.2, 0.9, 0.3, 0.0][:len(preds)])).pred.tolist() == [eqr_majority(preds)]
+
+
+def test_majority_q_ties_go_to_the_highest_q_then_the_lowest_member():
+    assert rule("majority_q", view([A, B, B, A], q=[0.1, 0.2, 0.9, 0.3])).pred.tolist() == [B]
+    assert rule("majority_q", view([A, B, B, A], q=[0.5, 0.5, 0.5, 0.5])).pred.tolist() == [A]
+    assert rule("majority_q", view([C, B, B, C], q=[0.5, 0.5, 0.5, 0.5])).pred.tolist() == [C]
 
 
 def test_prob_avg_max_q_last_and_their_nfe():

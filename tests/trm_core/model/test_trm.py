@@ -32,7 +32,7 @@ def test_step_shapes_and_detached_carry(mixer):
     x = torch.randint(1, 6, (3, 16))
     out = model(carry, x, n_inner=2, n_outer=2)
     new, logits, q_halt = out.carry, out.logits, out.q_halt
-    assert out.residual is None and out.solver_stats is None
+    assert out.solver_stats is None
     assert logits.shape == (3, 16, 6) and q_halt.shape == (3,)
     assert not new.z_h.requires_grad and not new.z_l.requires_grad
     logits.sum().backward()
@@ -83,7 +83,7 @@ def test_carry_reset_and_replace_rows():
 
 
 def test_registries_reject_unknown_names_with_hint():
-    with pytest.raises(ConfigError, match=r"recursion.latent_init must name a latent initialiser \(fixed, fresh, normal, svd_aligned\), but got 'fixd'.*did you mean 'fixed'"):
+    with pytest.raises(ConfigError, match=r"recursion.latent_init must name a latent initialiser \(fixed, fixed_svd_aligned, fresh, normal, svd_aligned\), but got 'fixd'.*did you mean 'fixed'"):
         tiny(**{"recursion.latent_init": "fixd"})
     assert "fixed" in LATENT_INITS
 

@@ -63,21 +63,6 @@ def test_noise_is_reproducible_from_its_stream_and_eval_overrides_apply():
     assert (Dynamics.evaluation(cfg2.recursion).damping, Dynamics.evaluation(cfg2.recursion).noise_beta) == (0.1, 0.05)
 
 
-def test_residual_is_the_last_z_h_update_norm():
-    cfg, model = tiny()
-    tokens = torch.randint(1, 6, (2, 16))
-    out = model(model.init_carry(2), tokens, 1, 2, residual=True)
-    carry = model.init_carry(2)
-    x = model.embed(tokens)
-    z_h, z_l = carry.z_h, carry.z_l
-    for _ in range(2):
-        z_l = model._f_eager(z_l, z_h + x)
-        f_h = model._f_eager(z_h, z_l)
-        expected = (f_h - z_h).flatten(1).norm(dim=1)
-        z_h = f_h
-    assert out.residual.shape == (2,) and torch.allclose(out.residual, expected.detach())
-
-
 def test_sic_swiglu_formula_in_both_mixers():
     torch.manual_seed(0)
     mlp = SwiGLU(8, 4.0, 16, kind="sic")
@@ -96,7 +81,15 @@ def test_halt_register_is_an_extra_token_read_by_the_halt_head():
     x = model.embed(torch.randint(1, 6, (2, 16)))
     assert torch.allclose(x[:, 0], model.embed_scale * model.embed_tokens.weight[6])
     out = model(model.init_carry(2), torch.randint(1, 6, (2, 16)), 1, 1)
-    assert out.logits.shape == (2, 16, 6)
+    # SIC's head predicts over its whole vocabulary, the HALT token included (code/model.py:1297-1303)
+    assert out.logits.shape == (2, 16, 7)
+
+
+def test_sic_heads_have_a_bias_and_a_single_halt_output():
+    cfg, model = tiny("model.halt_register=true", "model.head_bias=true", "model.q_continue=false")
+    assert model.lm_head.bias.shape == (7,) and model.q_head.weight.shape == (1, 32)
+    out = model(model.init_carry(2), torch.randint(1, 6, (2, 16)), 1, 1)
+    assert out.q_halt.shape == (2,) and torch.all(out.q_halt == -5.0)  # starts at "never halt"
 
 
 def test_puzzle_identifier_embedding_in_slot_zero():

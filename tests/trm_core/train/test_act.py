@@ -112,5 +112,6 @@ def test_carry_policies_apply_per_puzzle():
     z = torch.arange(4, dtype=torch.float32).view(4, 1, 1).expand(4, model.seq_len, model.width)
     from trm_core.model.latents import Carry
 
-    out = batch.apply_carry_policies(Carry(z, z + 10), torch.tensor([1, 0]), model, cfg.recursion, None)
+    batch.apply_carry_policies(Carry(z, z + 10), torch.tensor([1, 0]), cfg.recursion)
+    out = batch.carry
     assert out.z_h[:, 0, 0].tolist() == [1, 1, 2, 2] and out.z_l[:, 0, 0].tolist() == [10, 11, 12, 13]

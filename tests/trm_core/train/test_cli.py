@@ -59,7 +59,8 @@ def test_bench_prints_table_and_json():
     fp32 = summary["results"]["eager_fp32"]
     assert fp32["puzzle_steps_per_s"] > 0
     assert fp32["mfu"] == pytest.approx(fp32["tflops"] / 0.5)  # fp32 variants against the fp32 peak
-    assert "skipped" in summary["results"]["eager_bf16"]
+    bf16 = summary["results"]["eager_bf16"]  # bf16 is measured on CPU too now (trm_core/train/bench.py)
+    assert bf16["puzzle_steps_per_s"] > 0 and bf16["mfu"] == pytest.approx(bf16["tflops"] / 100)
     assert summary["n_params"] > 0 and summary["flops_per_puzzle_step"] > 0
     assert "puzzle-steps/s" in result.stdout
 

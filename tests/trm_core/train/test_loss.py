@@ -60,8 +60,11 @@ def test_cgar_paper_weighting_is_normalised_geometric():
 
 
 def test_cgar_code_weighting_is_one_batch_scalar():
-    w = STEP_WEIGHTINGS.get("cgar_code")(torch.tensor([1, 3, 5]), 16, LossConfig(step_weight_lambda=0.7))
-    assert torch.allclose(w, torch.full((3,), 0.7 ** 3.0))
+    # CGAR's code: 0.7 ** floor(mean of the 0-based steps of the incoming carry); 1-based (1, 3, 6) are 0, 2, 5
+    w = STEP_WEIGHTINGS.get("cgar_code")(torch.tensor([1, 3, 6]), 16, LossConfig(step_weight_lambda=0.7))
+    assert torch.allclose(w, torch.full((3,), 0.7 ** 2))  # floor(7 / 3) = 2
+    w = STEP_WEIGHTINGS.get("cgar_code")(torch.tensor([1, 1]), 16, LossConfig(step_weight_lambda=0.7))
+    assert torch.allclose(w, torch.ones(2))
 
 
 def wta_case():

@@ -66,23 +66,93 @@ def test_wta_run_reports_chain_metrics(tmp_path):
     assert "eval/exact_acc" in final and final["final/exact_acc"] == final["eval/exact_acc"]
 
 
-def test_methods_compose_in_one_run(tmp_path):
-    """WTA + EqR's random init and damped noisy update + CGAR's curriculum and weighting + hints + SIC
-    optimiser and model pieces, in one run."""
-    cfg = tiny_cfg("recursion.chains=2", "recursion.latent_init=normal", "recursion.init_sigma_l=2.0",
-                   "recursion.damping=0.05", "recursion.noise_beta=0.01", "recursion.depth_schedule=cgar",
-                   "recursion.cgar_stages=0:1x1,0.5:2x2", "loss.step_weighting=cgar_paper", "data.hint_k=2",
-                   "data.hint_fraction=0.3", "optim.name=muon_adamw", "model.swiglu=sic", "model.halt_register=true",
-                   "recursion.carry_l=top1", "optim.ema_start_step=2")
-    final = train(cfg, out_dir=tmp_path)
+COMPOSED = {
+    # switch on -> the same key off; every one of them in one run
+    "recursion.chains=2": "recursion.chains=1",
+    "recursion.latent_init=normal": "recursion.latent_init=fixed",
+    "recursion.damping=0.05": "recursion.damping=0",
+    "recursion.noise_beta=0.05": "recursion.noise_beta=0",
+    "recursion.state_noise_l=0.1": "recursion.state_noise_l=0",
+    "recursion.carry_l=top1": "recursion.carry_l=all",
+    "recursion.expunge_cos=0.01": "recursion.expunge_cos=0",
+    "recursion.depth_schedule=cgar": "recursion.depth_schedule=constant",
+    "loss.step_weighting=cgar_paper": "loss.step_weighting=uniform",
+    "data.hint_k=2": "data.hint_k=0",
+    "optim.name=muon_adamw": "optim.name=adamw",
+    "model.swiglu=sic": "model.swiglu=standard",
+    "model.halt_register=true": "model.halt_register=false",
+    "optim.ema_start_step=2": "optim.ema_start_step=0",
+}
+"""Switches of the papers' methods. data.hint_fraction=0.5 and the CGAR stages ride along (they need their
+switch); hint_fraction is set to 0 with hint_k=0 (validation requires hints for a fraction)."""
+
+
+def fingerprint(*overrides: str, steps: int = 3) -> tuple[list[float], torch.Tensor]:
+    """The first steps' losses and the evaluation model's logits on four held-out puzzles after them."""
+    extra = ["recursion.cgar_stages=0:1x1,0.5:2x2", "data.hint_fraction=0.5", "optim.ema_decay=0.5"]
+    if "data.hint_k=0" in overrides:
+        extra.remove("data.hint_fraction=0.5")
+    cfg = tiny_cfg(*extra, *overrides)
+    data = load_data(cfg)
+    s = build_session(cfg, torch.device("cpu"), data.dataset, data.stream)
+    losses = [float(train_step(s, contextlib.nullcontext)["loss"]) for _ in range(steps)]
+    x = torch.as_tensor(data.eval_set.inputs[:4].astype("int64"))
+    model, r = s.eval_model, cfg.recursion
+    with torch.no_grad():
+        carry = model.eval_carry(4, torch.Generator().manual_seed(0))
+        out = model(carry, x, r.n_inner, r.n_outer, Dynamics.evaluation(r, torch.Generator().manual_seed(1)))
+    return losses, out.logits
+
+
+def test_methods_compose_and_each_changes_the_run():
+    """All the switches in one run (WTA chains with SIC's top1 carry, expunge and state noise, EqR's random
+    init and damped noisy update, CGAR's curriculum and weighting, hints, SIC's optimiser, SwiGLU and HALT
+    token, a delayed EMA); then each switch turned off alone changes the losses or the evaluation logits,
+    so none of them is silently ignored when composed."""
+    on = list(COMPOSED)
+    losses, logits = fingerprint(*on)
+    assert all(torch.isfinite(torch.tensor(losses)))
+    for switch, off in COMPOSED.items():
+        other_losses, other_logits = fingerprint(*[off if s == switch else s for s in on])
+        same_shape = other_logits.shape == logits.shape
+        assert other_losses != losses or not same_shape or not torch.allclose(other_logits, logits), switch
+
+
+def test_top1_carry_keeps_the_losers_state_from_before_the_step():
+    cfg = tiny_cfg("recursion.chains=3", "recursion.latent_init=normal", "recursion.carry_h=top1",
+                   "recursion.carry_l=top1", "recursion.n_supervision=8")
+    data = load_data(cfg)
+    s = build_session(cfg, torch.device("cpu"), data.dataset, data.stream)
+    train_step(s, contextlib.nullcontext)  # fill the batch
+    before = s.batch.carry
+    train_step(s, contextlib.nullcontext)
+    after = s.batch.carry
+    going_on = (s.batch.steps == 2).repeat_interleave(3)  # the puzzles that were not refilled
+    same = (after.z_l == before.z_l).flatten(1).all(1) & (after.z_h == before.z_h).flatten(1).all(1)
+    per_puzzle = same[going_on].view(-1, 3).sum(1)
+    assert going_on.any() and (per_puzzle == 2).all()  # two losers kept their state, one winner moved on
+
+
+def test_expunge_drops_chains_in_training_and_a_refill_revives_them(tmp_path):
+    cfg = tiny_cfg("recursion.chains=4", "recursion.latent_init=svd_aligned", "recursion.expunge_cos=0.01",
+                   "recursion.n_supervision=8", "recursion.halt_exploration_prob=0")
+    data = load_data(cfg)
+    s = build_session(cfg, torch.device("cpu"), data.dataset, data.stream)
+    stats = [train_step(s, contextlib.nullcontext) for _ in range(3)]
+    assert sum(float(x["expunged"]) for x in stats) > 0
+    alive = s.batch.alive.view(-1, 4)
+    assert (alive.sum(1) >= 1).all() and (alive.sum(1) < 4).any()
+    assert (alive.sum(1) >= 4 - 3).all()  # at most one per puzzle per step
+    s.batch.halted[:] = True
+    s.batch.refill(s.model, s.stream, s.streams.init)
+    assert s.batch.alive.all()
+    train(cfg, out_dir=tmp_path)
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    depths = [(x["train/n_inner"], x["train/n_outer"]) for x in lines if "train/n_inner" in x and "eval/exact_acc" not in x]
-    assert depths[0] == (1, 1) and depths[-1] == (2, 2)  # the curriculum, logged per step
-    assert torch.isfinite(torch.tensor(final["train/loss"]))
+    assert sum(x.get("train/expunged", 0) for x in lines) > 0 and min(x.get("train/live_chains", 4) for x in lines) < 4
 
 
 def test_random_depth_logs_what_was_drawn(tmp_path):
-    train(tiny_cfg("recursion.depth_schedule=random", "recursion.random_spread=1", "train.steps=8"), out_dir=tmp_path)
+    train(tiny_cfg("recursion.depth_schedule=random", "recursion.random_spread_n=1", "train.steps=8"), out_dir=tmp_path)
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines() if "eval/" not in x]
     drawn = {(x["train/n_inner"], x["train/n_outer"]) for x in lines}
     assert len(drawn) > 1 and all(1 <= n <= 3 and 1 <= t <= 3 for n, t in drawn)
@@ -188,7 +258,7 @@ def test_deterministic_runs_write_identical_losses(tmp_path):
 @pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile on CPU needs a C++ compiler (g++)")
 def test_compiled_step_gives_the_eager_losses(tmp_path):
     """train.compile (the block stack through torch.compile): same seed, six steps (refills, halting,
-    two evaluations), every logged loss of the compiled run equals the eager run's to float
+    two evaluations), in fp32 every logged loss of the compiled run equals the eager run's to float
     tolerance, and the compiled run really compiled something."""
     from torch._inductor import config as inductor_config
 
@@ -196,7 +266,7 @@ def test_compiled_step_gives_the_eager_losses(tmp_path):
     counts.clear()
     with inductor_config.patch(compile_threads=1):  # no compile-worker pool left behind in the test process
         for run, compiled in (("eager", "false"), ("compiled", "true")):
-            train(tiny_cfg("optim.ema_decay=0", f"train.compile={compiled}"), out_dir=tmp_path / run)
+            train(tiny_cfg("optim.ema_decay=0", f"train.compile={compiled}", "train.dtype=float32"), out_dir=tmp_path / run)
     assert counts["stats"]["unique_graphs"] >= 1, "train.compile=true did not compile anything"
 
     def losses(run):
@@ -220,3 +290,15 @@ def test_fixed_point_training_logs_iterations_and_residual(tmp_path):
     final = train(tiny_cfg("recursion.solver=fixed_point", "recursion.fp_max_iter=5", "recursion.fp_grad=ift",
                            "train.steps=3"), out_dir=tmp_path)
     assert 2 <= final["train/fp_iters"] <= 5 and final["train/fp_residual"] >= 0
+
+
+def test_compile_without_a_compiler_warns_once_and_trains_eager(tmp_path, monkeypatch):
+    from trm_core.train import runtime
+
+    monkeypatch.setattr(runtime, "compiler_available", lambda: False)
+    counts = torch._dynamo.utils.counters
+    counts.clear()
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler") as caught:
+        final = train(tiny_cfg("train.compile=true", "train.steps=2", "train.eval_interval=2"), out_dir=tmp_path)
+    assert len([w for w in caught if "compiler" in str(w.message)]) == 1
+    assert counts["stats"]["unique_graphs"] == 0 and final["step"] == 2

@@ -12,19 +12,21 @@ from trm_core.train.optim import EMA, OPTIMIZERS, AdamAtan2, lr_factor
 
 
 def reference_adam_atan2(p, grads, lr, beta1, beta2, wd):
-    """The definition, step by step in float64."""
+    """The public CUDA kernel (imoneoi/adam-atan2 @42a1aeb, csrc/adam_atan2.cu:47-53, 77-84), step by step
+    in float64: step_size = lr / bias_correction1 multiplies atan2(exp_avg, sqrt(exp_avg_sq) / sqrt(bc2))."""
     p = p.double().clone()
     m, v = torch.zeros_like(p), torch.zeros_like(p)
     for t, g in enumerate(grads, start=1):
         g = g.double()
+        step_size, bc2_sqrt = lr / (1 - beta1**t), math.sqrt(1 - beta2**t)
         p = p * (1 - lr * wd)
-        m = beta1 * m + (1 - beta1) * g
-        v = beta2 * v + (1 - beta2) * g * g
-        p = p - lr * torch.atan2(m / (1 - beta1**t), torch.sqrt(v / (1 - beta2**t)))
+        m = m + (g - m) * (1 - beta1)
+        v = v + (g * g - v) * (1 - beta2)
+        p = p - step_size * torch.atan2(m, torch.sqrt(v) / bc2_sqrt)
     return p
 
 
-def test_adam_atan2_matches_definition():
+def test_adam_atan2_matches_the_kernel():
     torch.manual_seed(0)
     p0 = torch.randn(5, 7)
     grads = [torch.randn(5, 7) * 10 ** torch.empty(1).uniform_(-4, 1) for _ in range(25)]
@@ -35,17 +37,24 @@ def test_adam_atan2_matches_definition():
         opt.step()
     expected = reference_adam_atan2(p0, grads, 3e-3, 0.9, 0.95, 0.1)
     assert torch.allclose(param.detach().double(), expected, atol=1e-6)
+    # the bias correction outside the atan2 differs from inside it in the first steps (atan2 is not scale-free)
+    inside = p0.double().clone() - 3e-3 * torch.atan2(grads[0].double(), grads[0].double().abs()) * (1 - 0.1 * 3e-3)
+    one = torch.nn.Parameter(p0.clone())
+    AdamAtan2([one], lr=3e-3, betas=(0.9, 0.95), weight_decay=0.0)
+    assert not torch.allclose(reference_adam_atan2(p0, grads[:1], 3e-3, 0.9, 0.95, 0.0), inside, atol=1e-5)
 
 
 def test_adam_atan2_step_is_bounded_and_scale_invariant():
-    # atan2 bounds every coordinate's step by lr * pi/2 and ignores the gradient's scale
+    # atan2 bounds every coordinate's step by (lr / (1 - beta1^t)) * pi/2 and ignores the gradient's scale;
+    # the first step is (lr / 0.1) * atan2(0.1 g, |g|) = 10 lr * atan(0.1) in the gradient's direction
     for scale in (1e-12, 1.0, 1e12):
         param = torch.nn.Parameter(torch.zeros(4))
         opt = AdamAtan2([param], lr=0.1, weight_decay=0.0)
         param.grad = torch.tensor([1.0, -2.0, 0.5, 3.0]) * scale
         opt.step()
-        assert param.detach().abs().max() <= 0.1 * math.pi / 2
-        assert torch.allclose(param.detach(), torch.full((4,), -0.1 * math.pi / 4) * torch.tensor([1, -1, 1, 1]))
+        assert param.detach().abs().max() <= 0.1 / 0.1 * math.pi / 2
+        expected = torch.full((4,), -0.1 / 0.1 * math.atan(0.1)) * torch.tensor([1, -1, 1, 1])
+        assert torch.allclose(param.detach(), expected)
 
 
 def test_lr_schedule():
@@ -72,6 +81,19 @@ def test_ema_tracks_weights():
     restored = EMA(model, 0.5)
     restored.load_state_dict(ema.state_dict())
     assert restored.updates == 31 and torch.equal(restored.model.weight, ema.model.weight)
+
+
+def test_ema_reads_the_live_puzzle_identifier_table():
+    """TRM's EMA averages its parameters; its identifier table is a buffer, so evaluation reads the live table."""
+    cfg = load_config("sudoku4_tiny", ["model.prefix_learnable=slot0", "model.prefix_len=2"])
+    model = build_model(cfg, n_puzzle_ids=3)
+    ema = EMA(model, decay=0.9)
+    with torch.no_grad():
+        model.puzzle_emb.fill_(2.0)
+        model.lm_head.weight.add_(1.0)
+    ema.update(model)
+    assert torch.equal(ema.model.puzzle_emb, model.puzzle_emb)  # copied, not averaged
+    assert not torch.equal(ema.model.lm_head.weight, model.lm_head.weight)  # averaged
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS.names())

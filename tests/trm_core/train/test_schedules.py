@@ -25,8 +25,29 @@ def test_parse_stages():
             parse_stages(bad)
 
 
+def test_random_depth_varies_each_knob_by_its_own_spread():
+    cfg = load_config("sudoku6_small", ["recursion.depth_schedule=random", "recursion.n_inner=3", "recursion.n_outer=3",
+                                        "recursion.n_supervision=8"])  # the default spreads: T alone, +-1
+    draws = [DEPTH_SCHEDULES.get("random")(cfg, step, 10_000) for step in range(300)]
+    assert {d.n_outer for d in draws} == {2, 3, 4}
+    assert {d.n_inner for d in draws} == {3} and {d.n_supervision for d in draws} == {8}
+
+
+def test_stored_configs_with_one_spread_are_read_as_three():
+    from trm_core.config import from_dict, to_dict
+
+    old = to_dict(load_config("sudoku6_small"))
+    spreads = old["recursion"]
+    for knob in ("n", "t", "nsup"):
+        del spreads[f"random_spread_{knob}"]
+    spreads["random_spread"] = 2
+    r = from_dict(old).recursion
+    assert (r.random_spread_n, r.random_spread_t, r.random_spread_nsup) == (2, 2, 2)
+
+
 def test_random_depth_is_centred_reproducible_and_capped():
-    cfg = load_config("sudoku6_small", ["recursion.depth_schedule=random", "recursion.random_spread=1",
+    cfg = load_config("sudoku6_small", ["recursion.depth_schedule=random", "recursion.random_spread_n=1",
+                                        "recursion.random_spread_t=1", "recursion.random_spread_nsup=1",
                                         "recursion.n_inner=3", "recursion.n_outer=1", "recursion.n_supervision=8"])
     rand = DEPTH_SCHEDULES.get("random")
     draws = [rand(cfg, step, 10_000) for step in range(3000)]
