@@ -7,8 +7,8 @@ Without --checkpoint it first trains sudoku4_tiny for 300 steps (a model whose h
 learned something, so ACT has something to stop). Timing does not depend on whether restarts
 differ (random init / noise, e.g. --set recursion.latent_init=normal): every row costs the same.
 Both comparisons run side by side in one process and print a table with ratios; each also checks
-that the two ways give the same answers. Each way is timed --repeat times and the fastest counts
-(the machine is shared).
+that the two ways give the same answers. The breadth ways are timed interleaved over --repeat
+rounds (medians); the ACT ways --repeat times each, the fastest counting (the machine is shared).
 1. Breadth: one rollout of B restarts (B x puzzles rows in one queue) vs B rollouts of one restart
    each (restart r alone), same depth: wall seconds and the ratio; and the one batch against a single
    restart alone, per row (issue 23's goal: B restarts cost at most B times one).
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -57,10 +58,19 @@ def timed(fn):
 
 
 def breadth(ld, members, n, b, d, max_batch):
+    """The three ways interleaved round by round (REPEAT rounds), each way's median wall seconds."""
     one = Settings(d, (d,), False, max_batch)
-    batched, t_batch = timed(lambda: rollout(ld, members, Layout(0, 1, b, n), one))
-    alone, t_seq = timed(lambda: [rollout(ld, members, Layout(0, 1, 1, n, first_restart=r), one) for r in range(b)])
-    _, t_one = timed(lambda: rollout(ld, members, Layout(0, 1, 1, n, first_restart=1), one))
+    ways = {"batched": lambda: rollout(ld, members, Layout(0, 1, b, n), one),
+            "sequential": lambda: [rollout(ld, members, Layout(0, 1, 1, n, first_restart=r), one) for r in range(b)],
+            "one": lambda: rollout(ld, members, Layout(0, 1, 1, n, first_restart=1), one)}
+    times, out = {k: [] for k in ways}, {}
+    for _ in range(REPEAT):
+        for k, fn in ways.items():
+            start = time.perf_counter()
+            out[k] = fn()
+            times[k].append(time.perf_counter() - start)
+    t_batch, t_seq, t_one = (statistics.median(times[k]) for k in ("batched", "sequential", "one"))
+    batched, alone = out["batched"], out["sequential"]
     same = all(torch.equal(batched.snapshots[d].pred[r * n:(r + 1) * n], rec.snapshots[d].pred) for r, rec in enumerate(alone))
     return {"batched_s": t_batch, "sequential_s": t_seq, "ratio": t_seq / t_batch, "same_answers": same,
             "rows": b * n, "row_steps": batched.row_steps, "one_restart_s": t_one,
@@ -88,7 +98,7 @@ def main() -> None:
     p.add_argument("--breadth", type=int, default=8)
     p.add_argument("--depth", type=int, default=16)
     p.add_argument("--act-depth", type=int, default=64)
-    p.add_argument("--max-batch", type=int, default=4096)
+    p.add_argument("--max-batch", type=int, default=256, help="the queue size (the engine's CPU default)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeat", type=int, default=3, help="time each way this many times, keep the fastest")
     p.add_argument("--set", dest="overrides", nargs="*", default=[])

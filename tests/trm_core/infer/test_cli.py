@@ -42,7 +42,7 @@ def test_engine_prints_one_table_and_writes_json_and_plots(checkpoints, tmp_path
     (["--select", "halt_frist"], "did you mean 'halt_first'"),
     (["--transforms", "rot90"], "'rot90' does not apply to sudoku 4x4: it applies to maze only"),
     (["--transforms", "0"], "--transforms must be >= 1"),
-    (["--max-batch", "0"], "--max-batch must be >= 1"),
+    (["--max-batch", "-1"], "--max-batch must be >= 1 (or 0: by device), but got -1"),
     (["--noise-beta", "-1"], "--noise-beta must be >= 0"),
     (["--json", "/nonexistent/dir/x.json"], "its directory does not exist"),
     (["--set", "data.board_size=6", "--depth", "2"], "every checkpoint must be of the puzzles' task and board"),
