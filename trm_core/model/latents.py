@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 import torch
 
 from trm_core.errors import ConfigError
+from trm_core.model.layers import trunc_normal
 from trm_core.model.registry import Registry
 
 if TYPE_CHECKING:
@@ -109,8 +110,6 @@ def _chain_buffers(model: "TRM", n_puzzles: int, chains: int) -> torch.Tensor:
 def _trunc_normal(shape: tuple[int, ...], model: "TRM", std: float, generator: Optional[torch.Generator]) -> torch.Tensor:
     """A truncated normal at +-2 sigma whose realised std is `std` (TRM's, SIC's and EqR's
     trunc_normal_init_), drawn on the model's device from `generator`."""
-    from trm_core.model.layers import trunc_normal
-
     return trunc_normal(shape, std, generator, model.h_init.device)
 
 
