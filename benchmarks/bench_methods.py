@@ -24,6 +24,7 @@ import torch  # noqa: E402
 from trm_core.config import load_config  # noqa: E402
 from trm_core.model.trm import build_model, task_shape  # noqa: E402
 from trm_core.rng import Streams  # noqa: E402
+from trm_core.runtime import autocast_factory, uses_bf16  # noqa: E402
 from trm_core.train.act import ActBatch  # noqa: E402
 from trm_core.train.bench import RandomPuzzles  # noqa: E402
 from trm_core.train.loop import train_step  # noqa: E402
@@ -38,17 +39,21 @@ VARIANTS: dict[str, list[str]] = {
     "SIC SwiGLU": ["model.swiglu=sic"],
     "Muon + AdamW": ["optim.name=muon_adamw"],
     "SIC recipe (K=1)": ["model.swiglu=sic", "model.halt_register=true", "optim.name=muon_adamw"],
-    "EqR RI + NI": ["recursion.latent_init=normal", "recursion.init_sigma_l=8", "recursion.damping=0.05",
-                    "recursion.noise_beta=0.01"],
+    "EqR RI + NI": ["recursion.latent_init=normal", "recursion.damping=0.05", "recursion.noise_beta=0.01"],
     "CGAR stage 1 (n=1,T=1)": ["recursion.depth_schedule=cgar", "recursion.cgar_stages=0:1x1"],
     "CGAR stage 2 (n=2,T=1)": ["recursion.depth_schedule=cgar", "recursion.cgar_stages=0:2x1"],
     "CGAR weighting": ["loss.step_weighting=cgar_paper"],
-    "random depth (+-1)": ["recursion.depth_schedule=random"],
+    "random T (+-1)": ["recursion.depth_schedule=random", "recursion.random_spread_t=1", "recursion.random_spread_n=0"],
+    "random n (+-1)": ["recursion.depth_schedule=random", "recursion.random_spread_t=0", "recursion.random_spread_n=1"],
+    "random N_sup (+-2)": ["recursion.depth_schedule=random", "recursion.random_spread_t=0", "recursion.random_spread_n=0",
+                           "recursion.random_spread_nsup=2"],
     "fixed point (anderson, 6)": ["recursion.solver=fixed_point", "recursion.fp_max_iter=6"],
 }
 
 
-def build(preset: str, sets: list[str]) -> tuple[Session, int]:
+def build(preset: str, sets: list[str]) -> tuple[Session, int, object]:
+    """A session of the variant, and the autocast its config trains with (train.dtype: auto is bf16 on
+    a CPU with native bf16, as in training)."""
     cfg = load_config(preset, ["device=cpu"] + sets)
     torch.manual_seed(cfg.seed)
     vocab, cells = task_shape(cfg.data)
@@ -57,7 +62,7 @@ def build(preset: str, sets: list[str]) -> tuple[Session, int]:
     batch = ActBatch.empty(model, cfg.train.batch_size, cfg.recursion.chains, torch.device("cpu"))
     s = Session(cfg, torch.device("cpu"), model, ema, OPTIMIZERS.get(cfg.optim.name)(model, cfg.optim),
                 RandomPuzzles(vocab, cells, cfg.seed), batch, Streams.seeded(cfg.seed))
-    return s, cfg.train.batch_size
+    return s, cfg.train.batch_size, autocast_factory(torch.device("cpu"), cfg.train.dtype, cfg.train.precision)
 
 
 def main() -> None:
@@ -73,36 +78,28 @@ def main() -> None:
     if "baseline (TRM)" not in names:
         names.insert(0, "baseline (TRM)")
     sessions = {n: build(args.preset, VARIANTS[n]) for n in names}
-    for s, _ in sessions.values():  # warm-up: allocator, first refills
+    for s, _, autocast in sessions.values():  # warm-up: allocator, first refills
         for _ in range(3):
-            train_step(s, _null)
+            train_step(s, autocast)
     times: dict[str, list[float]] = {n: [] for n in names}
     for _ in range(args.rounds):
         for n in names:
-            s, _ = sessions[n]
+            s, _, autocast = sessions[n]
             start = time.perf_counter()
             for _ in range(args.steps):
-                stats = train_step(s, _null)
+                stats = train_step(s, autocast)
             float(stats["loss"])
             times[n].append((time.perf_counter() - start) / args.steps)
     base = statistics.median(times["baseline (TRM)"])
-    print(f"preset {args.preset}, {args.threads} CPU thread(s), {args.rounds} interleaved rounds x {args.steps} steps; "
-          f"median ms per optimiser step")
+    dtype = "bf16 autocast" if uses_bf16(torch.device("cpu"), sessions["baseline (TRM)"][0].cfg.train.dtype) else "fp32"
+    print(f"preset {args.preset}, {args.threads} CPU thread(s), {dtype}, eager, {args.rounds} interleaved rounds x "
+          f"{args.steps} steps; median ms per optimiser step")
     print(f"{'variant':<28}{'ms/step':>10}{'puzzle-steps/s':>16}{'vs baseline':>13}  keys")
     for n in names:
         ms = statistics.median(times[n])
         batch = sessions[n][1]
         print(f"{n:<28}{ms * 1e3:>10.1f}{batch / ms:>16.0f}{ms / base:>12.2f}x  {' '.join(VARIANTS[n])}")
 
-
-class _null:
-    """A no-op autocast context (fp32 on CPU)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 if __name__ == "__main__":

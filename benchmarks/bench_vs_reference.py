@@ -58,7 +58,7 @@ def ours(c: dict, side: str, device: str = "cpu"):
     from trm_core.train.bench import RandomPuzzles
     from trm_core.train.loop import train_step
     from trm_core.train.optim import OPTIMIZERS
-    from trm_core.train.runtime import autocast_factory, forward_dtype
+    from trm_core.runtime import autocast_factory, forward_dtype
     from trm_core.train.session import Session
 
     kind = side.split("_")[1]

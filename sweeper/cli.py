@@ -11,7 +11,7 @@
 
 Every user error is one line on stderr with exit code 2 (trm_core.errors.run_cli); names, paths,
 the cluster address, the data and the resources a trial needs are checked before Ray starts and
-before the sweep directory is claimed (sweeper.preflight). Exit codes of run and resume: 0 finished
+before the sweep directory is claimed (sweeper.run.preflight). Exit codes of run and resume: 0 finished
 (or stopped by its time budget), 1 failed (also: no trial reported the metric), 130 interrupted
 (Ctrl-C, SIGTERM). Flags shared with `python -m trm_core` (--set, --progress-every) work the same way.
 """
@@ -25,8 +25,16 @@ from typing import Sequence
 import yaml
 
 from trm_core.cli import honour_sigint
+from trm_core.config import to_dict
 from trm_core.errors import OneLineArgumentParser, add_set_flag, run_cli
-from trm_core.train.cli import add_progress_flag
+from trm_core.cli_args import add_progress_flag
+
+from sweeper import jobs
+from sweeper.run import cluster, preflight, progress
+from sweeper.run.sweeps import (check_resumable, find_sweep, finished_text, format_ls, latest_unfinished, read_record,
+                                spec_for_resume)
+from sweeper.spec import DEFAULT_STORAGE, load_spec, set_keys
+from sweeper.spec.resources import concurrency, describe_nodes, detect_local, ray_nodes
 
 EXIT_CODES = {"finished": 0, "time_budget": 0, "failed": 1, "interrupted": 130}
 
@@ -53,9 +61,7 @@ def build_parser() -> OneLineArgumentParser:
     sync.add_argument("sweep", metavar="NAME_OR_PATH")
     sync.add_argument("--storage", help="storage root holding the sweep (default runs/sweeps)")
     add_report_commands(sub)
-    from sweeper.jobs import add_job_commands
-
-    add_job_commands(sub)
+    jobs.add_job_commands(sub)
     return parser
 
 
@@ -75,7 +81,7 @@ def _dashboard_flag(p) -> None:
 
 
 def add_report_commands(sub) -> None:
-    """`replicate` and `report` (their logic: sweeper/replicate.py, report.py, compare.py)."""
+    """`replicate` and `report` (their logic: sweeper/run/replicate.py, sweeper/report/)."""
     rep = sub.add_parser("replicate", help="re-run a sweep's K best configurations over more seeds (a second phase)")
     rep.add_argument("sweep", metavar="NAME_OR_PATH")
     rep.add_argument("--top", type=int, required=True, metavar="K", help="how many of the best configurations")
@@ -95,10 +101,12 @@ def add_report_commands(sub) -> None:
     report.add_argument("--no-aim", action="store_true", help="do not attach the report to the sweep's Aim experiment")
 
 
-def cmd_run(args) -> int:
-    from sweeper import preflight
-    from sweeper.spec import load_spec, set_keys
+# The commands that run trials, write Aim runs or draw plots import their modules when they run: Ray
+# Tune, Optuna, Aim, scipy and matplotlib take seconds to import, which `ls`, `--dry-run` and a
+# refused input (one line, exit 2) should not wait for.
 
+
+def cmd_run(args) -> int:
     # a name typed on the command line is the user's choice: refused when taken, never changed
     explicit = "--name" if args.name is not None else "--set name" if "name" in set_keys(args.sets) else None
     if args.name is not None:
@@ -115,7 +123,7 @@ def cmd_run(args) -> int:
     preflight.check_paths(spec, create=False)
     preflight.check_can_start(spec, local=args.address is None)  # data and resources, before a directory is claimed
     preflight.check_paths(spec, create=True)
-    from sweeper.runner import run_sweep
+    from sweeper.run.runner import run_sweep  # Ray Tune, Optuna, Aim: see above
 
     spec.name, _ = preflight.claim_sweep_dir(spec.storage, spec.name, explicit)
     spec.file = str(Path(spec.file).resolve())
@@ -125,17 +133,10 @@ def cmd_run(args) -> int:
 
 
 def _set_progress(args) -> None:
-    from sweeper import progress
-
     progress.LOG_EVERY_S = args.progress_every
 
 
 def cmd_resume(args) -> int:
-    from sweeper import preflight
-    from sweeper.runner import run_sweep
-    from sweeper.sweeps import (check_resumable, find_sweep, finished_text, latest_unfinished, read_record,
-                                spec_for_resume)
-
     preflight.check_address(args.address)
     d = find_sweep(args.sweep, args.storage) if args.sweep else latest_unfinished(args.storage)
     record = read_record(d) or {}
@@ -145,14 +146,15 @@ def cmd_resume(args) -> int:
     spec, record = spec_for_resume(d)
     check_resumable(d, record)
     _set_progress(args)
+    from sweeper.run.runner import run_sweep  # Ray Tune, Optuna, Aim: see above
+
     record = run_sweep(spec, address=args.address, verbose=args.verbose, resume=True, record=record,
                        dashboard=args.dashboard)
     return EXIT_CODES.get(record["status"], 1)
 
 
 def cmd_aim_sync(args) -> int:
-    from sweeper.aim_log import sync_sweep
-    from sweeper.sweeps import find_sweep, read_record
+    from sweeper.aim.sync import sync_sweep  # Aim: see above
 
     d = find_sweep(args.sweep, args.storage)
     print(sync_sweep(d, read_record(d) or {}))
@@ -160,15 +162,12 @@ def cmd_aim_sync(args) -> int:
 
 
 def cmd_ls(args) -> int:
-    from sweeper.spec import DEFAULT_STORAGE
-    from sweeper.sweeps import format_ls
-
     print(format_ls(Path(args.storage or DEFAULT_STORAGE).resolve()))
     return 0
 
 
 def cmd_replicate(args) -> int:
-    from sweeper.replicate import parse_seeds, run_replicate
+    from sweeper.run.replicate import parse_seeds, run_replicate  # Ray Tune, Aim: see above
 
     _set_progress(args)
     record = run_replicate(args.sweep, args.top, parse_seeds(args.seeds), storage=args.storage,
@@ -177,15 +176,13 @@ def cmd_replicate(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from sweeper.report import report_command
+    from sweeper.report.command import report_command  # scipy, matplotlib, Aim: see above
 
     return report_command(args)
 
 
 def dry_run_text(spec, address: str | None = None, sweep_dir: Path | None = None) -> str:
     """The resolved plan: base config, space, search, resources per trial and concurrency."""
-    from trm_core.config import to_dict
-
     lines = [f"sweep {spec.name} from {spec.file}",
              f"base config ({spec.base_source} + overrides):",
              "  " + yaml.safe_dump(to_dict(spec.base_cfg), sort_keys=False).rstrip().replace("\n", "\n  "),
@@ -215,22 +212,16 @@ def dry_run_text(spec, address: str | None = None, sweep_dir: Path | None = None
 
 
 def _concurrency_line(spec, address: str | None) -> str:
-    from sweeper import resources
-
     if address:
-        import ray
-
-        from sweeper.runner import init_ray
-
-        init_ray(address, verbose=False)
+        cluster.init_ray(address, verbose=False)
         try:
-            nodes, where = resources.ray_nodes(), f"cluster {address}"
+            nodes, where = ray_nodes(), f"cluster {address}"
         finally:
-            ray.shutdown()
+            cluster.shutdown()
     else:
-        nodes, where = [resources.detect_local()], "this machine"
-    desc = resources.describe_nodes(nodes)
-    n = resources.concurrency(spec, nodes)
+        nodes, where = [detect_local()], "this machine"
+    desc = describe_nodes(nodes)
+    n = concurrency(spec, nodes)
     if n == 0:
         return (f"concurrency on {where} ({desc}): none - a trial needs {spec.cpu:g} CPU and {spec.gpu:g} GPU;"
                 f" `run` would stop with an error here: use --address for a cluster that has them"
@@ -242,11 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"run": cmd_run, "resume": cmd_resume, "ls": cmd_ls, "aim-sync": cmd_aim_sync,
                 "replicate": cmd_replicate, "report": cmd_report}
-    if args.command not in commands:
-        from sweeper.jobs import COMMANDS
-
-        return COMMANDS[args.command](args)
-    return commands[args.command](args)
+    return {**commands, **jobs.COMMANDS}[args.command](args)
 
 
 def entry() -> None:

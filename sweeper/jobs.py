@@ -22,7 +22,10 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from trm_core.errors import UserError
+from trm_core.errors import UserError, add_set_flag
+
+from sweeper.run import preflight
+from sweeper.spec import load_spec
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 # Anchored at the working directory's root: `data` alone would also drop trm_core/data.
@@ -52,7 +55,7 @@ def job_address(address: str | None) -> str:
 def check_reachable(url: str, connect_s: float = CONNECT_TIMEOUT_S, answer_s: float = ANSWER_TIMEOUT_S) -> None:
     """The job server accepts a connection within `connect_s` and answers within `answer_s` (the SDK
     itself waits forever on a server that accepts and never answers), or a one-line error."""
-    import requests
+    import requests  # only the job commands talk HTTP: the other commands need not load it
 
     parts = urlsplit(url)
     try:
@@ -78,7 +81,7 @@ def auth_headers() -> dict[str, str]:
     RAY_AUTH_MODE=disabled or no token is configured (a cluster that needs one then answers 401)."""
     if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
         return {}
-    from ray._raylet import AuthenticationTokenLoader
+    from ray._raylet import AuthenticationTokenLoader  # Ray takes seconds to import: only job commands pay
 
     loader = AuthenticationTokenLoader.instance()
     if not loader.has_token(ignore_auth_mode=True):
@@ -93,8 +96,8 @@ def connect(address: str | None):
     """A JobSubmissionClient for `address`, after the address, reachability and token checks."""
     url = job_address(address)
     check_reachable(url)
-    from ray.exceptions import AuthenticationError
-    from ray.job_submission import JobSubmissionClient
+    from ray.exceptions import AuthenticationError  # Ray: as in auth_headers
+    from ray.job_submission import JobSubmissionClient  # Ray: as in auth_headers
 
     for name in ("ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk", "ray._private.runtime_env.packaging"):
         logging.getLogger(name).setLevel(logging.WARNING)  # after the import, which configures Ray's logging
@@ -133,9 +136,6 @@ def entrypoint(spec_rel: str, sets: list[str], storage: Path, aim_repo: Path, ex
 
 
 def cmd_submit(args) -> int:
-    from sweeper import preflight
-    from sweeper.spec import load_spec
-
     workdir = Path.cwd().resolve()
     spec_rel = spec_in_workdir(args.spec, workdir)
     extra = []
@@ -228,8 +228,6 @@ def cmd_stop(args) -> int:
 
 def add_job_commands(sub) -> None:
     """Registers submit, jobs and stop on the sweeper's subparsers (sweeper/cli.py)."""
-    from trm_core.errors import add_set_flag
-
     help_address = f"the cluster's job server, http://HOST:PORT (default $RAY_API_SERVER_ADDRESS or {DEFAULT_ADDRESS})"
     submit = sub.add_parser("submit", help="run a sweep as a Ray job on a cluster, and follow its log")
     submit.add_argument("spec", help="sweep spec YAML inside the current directory (which is sent to the cluster)")

@@ -447,6 +447,16 @@ def load_config(source: str | None = None, overrides: Sequence[str] = ()) -> TRM
 
     A YAML file may name its base with `preset: NAME`; its other keys (nested or dotted) override it.
     """
+    cfg = base_config(source)
+    for text in overrides:
+        key, value = parse_override(text)
+        set_value(cfg, key, value, source="--set")
+    return validate(cfg)
+
+
+def base_config(source: str | None = None) -> TRMConfig:
+    """The config a preset name or a YAML file gives, before overrides and validation (load_config's
+    first step; the sweeper's `base:` section reads its preset or file with it)."""
     if source is None or source == "":
         cfg = TRMConfig()
     elif source in PRESETS:
@@ -463,10 +473,7 @@ def load_config(source: str | None = None, overrides: Sequence[str] = ()) -> TRM
             f"'{source}' is neither a preset ({', '.join(sorted(PRESETS))}) nor a YAML file"
             f"{did_you_mean(source, PRESETS)}"
         )
-    for text in overrides:
-        key, value = parse_override(text)
-        set_value(cfg, key, value, source="--set")
-    return validate(cfg)
+    return cfg
 
 
 def to_dict(cfg: TRMConfig) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Checks of a whole config (one place, right after parsing): ranges, choices, relations between
 keys, and the derived values (train.batch_size from train.batch_rows). Registry names are checked
-where the registries live (trm_core.train.session.check_names).
+from the registries themselves (trm_core.names.check_names: latent init, carry policies, solver,
+depth schedule, output distribution, chain reduction, step weighting, optimiser).
 """
 
 from __future__ import annotations
@@ -107,17 +108,12 @@ def validate(cfg: TRMConfig) -> TRMConfig:
     _choice("model.token_mixer", m.token_mixer, ["mlp", "attention"])
     _choice("model.swiglu", m.swiglu, ["standard", "sic"])
     _choice("model.prefix_learnable", m.prefix_learnable, ["slot0", "all"])
-    _choice("loss.kind", cfg.loss.kind, ["softmax", "stablemax"])
-    _choice("loss.chain_loss", cfg.loss.chain_loss, ["wta", "mean"])
     _choice("optim.schedule", cfg.optim.schedule, ["constant", "cosine"])
     _choice("train.dtype", t.dtype, ["auto", "float32", "bfloat16"])
     _choice("train.precision", t.precision, ["amp", "reference"])
     _choice("train.checkpoint_carry", t.checkpoint_carry, ["none", "bf16", "full"])
     _choice("data.task", cfg.data.task, ["sudoku", "sudoku-extreme", "maze"])
     _choice("data.sampling", cfg.data.sampling, ["epoch", "replacement"])
-    _choice("recursion.carry_h", r.carry_h, ["copy", "all", "top1"])
-    _choice("recursion.carry_l", r.carry_l, ["copy", "all", "top1"])
-    _choice("recursion.solver", r.solver, ["unroll", "fixed_point"])
     _choice("recursion.fp_method", r.fp_method, ["plain", "anderson"])
     _choice("recursion.fp_grad", r.fp_grad, ["one_step", "ift"])
     parse_stages(r.cgar_stages)

@@ -57,6 +57,6 @@ def ray_one_logical_gpu():
 @pytest.fixture(scope="module")
 def ray_address_with_faults():
     """A cluster whose workers simulate an out-of-memory error in every trial of seed 1
-    (sweeper.trainable.inject_fault); sweeps join it from subprocesses with --address."""
+    (sweeper.run.trainable.inject_fault); sweeps join it from subprocesses with --address."""
     with _local_ray(num_gpus=0, env={"SWEEPER_INJECT_FAULT": "oom:seed=1"}) as address:
         yield address

@@ -30,8 +30,8 @@ import pytest
 import requests
 import yaml
 
-from sweeper.aim_log import query_runs
-from sweeper.results import read_table
+from sweeper.aim.repo import query_runs
+from sweeper.run.table import read_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

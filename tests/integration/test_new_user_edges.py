@@ -20,8 +20,8 @@ import pytest
 import yaml
 from sweep_helpers import good, write_spec
 
-from sweeper.aim_log import query_runs
-from sweeper.results import read_table
+from sweeper.aim.repo import query_runs
+from sweeper.run.table import read_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,13 +44,6 @@ def spec_file(root: Path, name: str, num_samples: int, **update) -> str:
     raw["search"] = {"sampler": "random", "seed": 0, "num_samples": num_samples, "max_concurrent": 1}
     raw.update(update)
     return write_spec(root / f"{name}.yaml", raw)
-
-
-def one_line_2(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in proc.stderr, proc.stderr
-    return lines[0]
 
 
 def snapshot(d: Path) -> dict[str, bytes]:
@@ -85,14 +78,14 @@ def test_name_is_the_aim_experiment_and_runs_group_by_configuration(named):
     assert sorted(r["hash"] for r in runs) == sorted(table["aim_run"])
 
 
-def test_a_taken_name_is_refused_and_nothing_changes(named):
+def test_a_taken_name_is_refused_and_nothing_changes(named, one_line_error):
     """Item 3: an explicit --name that a sweep has is refused, naming `resume` and the directory;
     --dry-run refuses it too."""
     before = snapshot(named["dir"])
-    line = one_line_2(sweeper("run", named["spec"], "--name", "mine", "--address", named["address"], cwd=named["root"]))
+    line = one_line_error(sweeper("run", named["spec"], "--name", "mine", "--address", named["address"], cwd=named["root"]))
     assert "--name mine: a sweep of that name exists (finished" in line and str(named["dir"]) in line, line
     assert f"python -m sweeper resume mine --storage {named['root'] / 'sweeps'}" in line, line
-    line = one_line_2(sweeper("run", named["spec"], "--name", "mine", "--dry-run", cwd=named["root"]))
+    line = one_line_error(sweeper("run", named["spec"], "--name", "mine", "--dry-run", cwd=named["root"]))
     assert "a sweep of that name exists" in line
     assert snapshot(named["dir"]) == before
 
@@ -162,11 +155,11 @@ def test_a_sweep_whose_trials_never_report_its_metric_fails(ray_address, tmp_pat
     assert "reason: no trial reported train/fp_residual" in proc.stdout
 
 
-def test_a_cluster_without_the_gpus_leaves_no_sweep_behind(ray_address, tmp_path):
+def test_a_cluster_without_the_gpus_leaves_no_sweep_behind(ray_address, tmp_path, one_line_error):
     """Item 1: joining a cluster that can never hold a trial is one line, exit 2, and the claimed
     sweep directory is removed: the name stays free."""
     spec = spec_file(tmp_path, "gpu", 1, resources={"cpu": 1, "gpu": 1})
-    line = one_line_2(sweeper("run", spec, "--address", ray_address, cwd=tmp_path))
+    line = one_line_error(sweeper("run", spec, "--address", ray_address, cwd=tmp_path))
     assert "resources.gpu: the cluster can never run a trial: a trial needs 1 GPU but the largest node has 0" in line
     assert "no CPU counterpart (cpu_variant:)" in line
     assert not (tmp_path / "sweeps" / "gpu").exists()

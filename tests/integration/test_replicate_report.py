@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from sweep_helpers import LONG_TRIAL, good, interrupt_when_a_trial_ends, write_spec
 
-from sweeper.aim_log import query_runs
+from sweeper.aim.repo import query_runs
 from sweeper.cli import main
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

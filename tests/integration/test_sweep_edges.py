@@ -3,7 +3,7 @@ real command line: sweeps run as subprocesses (`python -m sweeper ...`) that joi
 (loopback) with --address, with the real Optuna and a real Aim repo on disk.
 
 One cluster per module; its workers simulate an out-of-memory error in every trial of seed 1
-(SWEEPER_INJECT_FAULT, see sweeper.trainable.inject_fault), so the sweeps here use seed 0 unless
+(SWEEPER_INJECT_FAULT, see sweeper.run.trainable.inject_fault), so the sweeps here use seed 0 unless
 they test that fault.
 """
 
@@ -22,8 +22,8 @@ import pytest
 import yaml
 from sweep_helpers import LONG_TRIAL, good, trial_training, trials_ended, write_spec
 
-from sweeper.aim_log import query_runs
-from sweeper.results import read_table
+from sweeper.aim.repo import query_runs
+from sweeper.run.table import read_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -217,7 +217,7 @@ def _unindex_all_but_a_new_run(repo: Path) -> None:
     import aim
     from aim.sdk.index_manager import RepoIndexManager
 
-    from sweeper.aim_log import release
+    from sweeper.aim.repo import release
 
     shutil.rmtree(repo / ".aim" / "meta" / "index")
     other = aim.Run(repo=str(repo), experiment="other", system_tracking_interval=None, capture_terminal_logs=False)

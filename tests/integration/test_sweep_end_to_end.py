@@ -25,8 +25,8 @@ import pytest
 import requests
 from sweep_helpers import LONG_TRIAL, good, interrupt_when_a_trial_ends, write_spec
 
-from sweeper.aim_log import query_runs
-from sweeper.results import read_table
+from sweeper.aim.repo import query_runs
+from sweeper.run.table import read_table
 from sweeper.cli import main
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sweep_helpers import good, write_spec
 
-from sweeper.aim_log import query_runs
+from sweeper.aim.repo import query_runs
 from sweeper.cli import main
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ import pytest
 from sweep_helpers import good, write_spec
 
 from sweeper.cli import main
-from sweeper.results import read_table
+from sweeper.run.table import read_table
 from sweeper.spec import load_spec
 
 pytestmark = pytest.mark.integration
@@ -47,7 +47,7 @@ def test_whole_gpus_beyond_the_cluster_are_refused(ray_one_logical_gpu, tmp_path
     raw["resources"] = {"cpu": 1, "gpu": 2}
     spec_file = write_spec(tmp_path / "two.yaml", raw)
     from sweeper.errors import SpecError
-    from sweeper.runner import connect
+    from sweeper.run.cluster import connect
 
     with pytest.raises(SpecError, match="resources.gpu: the cluster can never run a trial: a trial needs 2 GPU but the largest node has 1"):
         connect(load_spec(spec_file), None, False)

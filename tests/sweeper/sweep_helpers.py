@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from trm_core.config import to_dict
+
 # A trainer config small enough that one trial takes seconds on one CPU core.
 TINY_OVERRIDES = {
     "train.steps": 20,
@@ -95,3 +97,32 @@ def interrupt_when_a_trial_ends(times_file: Path, deadline_s: float = 900) -> th
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     return thread
+
+
+def check_dry_run(out: str, spec) -> None:
+    """`run SPEC --dry-run` printed the plan of `spec` (a loaded SweepSpec): its file, base config (the
+    YAML block parses back to it), metric, every space entry in order, trial count, resources and
+    concurrency on this machine, directory and Aim repo; a spec that cannot start here says why, and
+    one whose trials need a GPU this machine lacks names its CPU counterpart."""
+    from sweeper.run.preflight import start_problems
+    from sweeper.spec.resources import concurrency, local_nodes
+
+    lines = out.splitlines()
+    assert lines[0] == f"sweep {spec.name} from {spec.file}", lines[0]
+    start = lines.index(next(line for line in lines if line.startswith("base config (")))
+    end = lines.index(next(line for line in lines if line.startswith("metric: ")))
+    assert yaml.safe_load("\n".join(line[2:] for line in lines[start + 1:end])) == to_dict(spec.base_cfg)
+    assert lines[end] == f"metric: {spec.metric} ({spec.mode})"
+    n_const = len(spec.params) - len(spec.searched)
+    assert lines[end + 1] == f"space ({len(spec.searched)} searched, {n_const} constant):"
+    assert [line.split()[0] for line in lines[end + 2:end + 2 + len(spec.params)]] == list(spec.params)
+    assert (f"{spec.num_samples} configurations x {len(spec.seeds)} seeds {spec.seeds} = {spec.total_trials} trials"
+            in out)
+    assert f"resources per trial: {spec.cpu:g} CPU, {spec.gpu:g} GPU; retries {spec.max_retries};" in out
+    fits = concurrency(spec, local_nodes())
+    assert (f"): {fits} trials at a time" if fits else "): none - a trial needs") in out
+    assert f"aim: repo {spec.aim_repo}, experiment {spec.aim_experiment}" in out
+    refusals = [line for line in lines if line.startswith("cannot start here: ")]
+    assert len(refusals) == len(start_problems(spec, local=True)), refusals
+    if not fits and spec.gpu > 0:
+        assert any(f"run: python -m sweeper run {spec.cpu_variant}" in line for line in refusals), refusals

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from sweeper.aim_log import up_command
-from sweeper.runner import dashboard_options
-from sweeper.sweeps import check_ours
+from sweeper.aim.repo import up_command
+from sweeper.run.cluster import dashboard_options
+from sweeper.run.sweeps import check_ours
 from trm_core.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,6 +5,7 @@ import pytest
 from trm_core.config import (PRESETS, TRMConfig, field_types, from_dict, get_value, load_config, set_value,
                              to_dict, to_flat_dict, validate)
 from trm_core.errors import ConfigError
+from trm_core.names import check_names
 from trm_core.model import build_model
 
 
@@ -65,11 +66,27 @@ def test_unknown_preset():
     ("recursion.n_supervision=0", "recursion.n_supervision > 0 must hold, but got"),
     ("optim.lr=-1", "optim.lr > 0 must hold"),
     ("optim.beta2=1.5", "0 <= optim.beta2 <= 1 must hold"),
-    ("loss.kind=sparsemax", "loss.kind must be one of softmax, stablemax, but got 'sparsemax'"),
 ])
 def test_validate_derived_values(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config("sudoku4_tiny", [override])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("loss.kind=sparsemax", "loss.kind must name an output distribution (softmax, stablemax), but got 'sparsemax'"),
+    ("recursion.carry_l=top2", "recursion.carry_l must name a carry policy (all, copy, top1), but got 'top2'. did you mean 'top1'"),
+    ("recursion.solver=anderson", "recursion.solver must name a z_L solver (fixed_point, unroll), but got 'anderson'"),
+    ("loss.chain_loss=min", "loss.chain_loss must name a chain reduction (mean, wta), but got 'min'"),
+    ("recursion.latent_init=svd", "recursion.latent_init must name a latent initialiser"),
+])
+def test_registry_names_are_checked_from_the_registries(override, message):
+    """A registry-named key is refused with the registry's own choices: a new entry needs no check edited."""
+    cfg = load_config("sudoku4_tiny", [override])  # ranges and relations pass; the name is the registry's to judge
+    with pytest.raises(ConfigError) as info:
+        check_names(cfg)
+    assert str(info.value).startswith(message.split(". did")[0]), str(info.value)
+    if "did you mean" in message:
+        assert "did you mean 'top1'" in str(info.value)
 
 
 def test_heads_must_divide_hidden():

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from trm_core.errors import UserError, write_text_atomic
-from trm_core.train.cli import _add_common, _overrides, _warn
+from trm_core.cli_args import add_common, overrides, warn
 
 ENGINE_FLAGS = ("depth", "breadth", "transforms", "act", "select", "json", "plot", "max_batch", "noise_beta",
                 "window", "seed", "aas")
@@ -68,7 +68,7 @@ def register(subparsers) -> None:
     ev.add_argument("--window", type=int, default=None, metavar="L", help="top1_converged's residual window (default 3)")
     ev.add_argument("--seed", type=int, default=None, help="seed of the restarts' inits and noise (default 0)")
     ev.add_argument("--aas", action="store_true", help="also measure the Asymptotic Alignment Score")
-    _add_common(ev)
+    add_common(ev)
     ev.set_defaults(func=cmd_eval)
 
 
@@ -125,20 +125,20 @@ def _probe_writable(folder: Path, flag: str, given: str) -> None:
 
 
 def cmd_eval(args) -> int:
-    from trm_core.train.checkpoint import resolve_resume
+    from trm_core.checkpoint import resolve_resume
 
-    args.checkpoints = [str(resolve_resume(p, warn=_warn)) for p in args.checkpoints]
+    args.checkpoints = [str(resolve_resume(p, warn=warn)) for p in args.checkpoints]
     if not _engine_wanted(args):
         from trm_core.train.evaluate_checkpoint import evaluate_checkpoint
 
-        print(json.dumps(evaluate_checkpoint(args.checkpoints[0], _overrides(args), args.limit)))
+        print(json.dumps(evaluate_checkpoint(args.checkpoints[0], overrides(args), args.limit)))
         return 0
     from trm_core.infer.engine import run
     from trm_core.infer.report import table
 
     spec = _spec(args).check()
     _check_outputs(args)  # before the rollout: a bad path must not cost its minutes
-    result = run(args.checkpoints, spec, _overrides(args), args.limit, progress=True)
+    result = run(args.checkpoints, spec, overrides(args), args.limit, progress=True)
     print(table(result))
     data = result.to_json()
     if args.json:

@@ -33,8 +33,8 @@ QUEUE_ROWS = {"cpu": 256, "cuda": 4096}
 (sudoku4_tiny, 8 restarts x 200 puzzles, 1 thread: 256 rows 2.9 s, 1,024 rows 3.2 s in bf16, 4.4 s
 against 6.1 s in fp32; README, Speed); a GPU wants its batches large."""
 
-DEFAULT_RULES = ("last", "halt_first", "prob_avg", "majority", "top1_converged", "top1_converged_paper", "max_q",
-                 "oracle")
+DEFAULT_RULES = SELECTION_RULES.defaults()
+"""Every selection rule but the variants asked for by name (halt_first_max_q, majority_q)."""
 
 
 @dataclass

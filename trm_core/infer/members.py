@@ -16,15 +16,21 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from trm_core.checkpoint import describe, load_checkpoint
 from trm_core.config import TRMConfig, from_dict, parse_override, set_value, validate
+from trm_core.data.load import EvalSet, load_data
 from trm_core.errors import UserError
 from trm_core.infer.rollout import Members
 from trm_core.infer.transforms import Task, Transform
 from trm_core.model.trm import TRM, build_model
+from trm_core.names import check_names
 from trm_core.rng import derive_seed
-from trm_core.train.checkpoint import describe, load_checkpoint
-from trm_core.train.evaluate import EvalSet
-from trm_core.train.runtime import autocast_factory, forward_dtype, resolve_device, set_cpu_threads
+from trm_core.runtime import (
+    autocast_factory,
+    forward_dtype,
+    resolve_device,
+    set_cpu_threads,
+)
 
 
 @dataclass
@@ -42,7 +48,6 @@ class Loaded:
 
 
 def _config(data: dict, path: str, overrides: Sequence[str]) -> TRMConfig:
-    from trm_core.train.session import check_names
 
     cfg = from_dict(data["config"])
     for text in overrides:
@@ -76,7 +81,6 @@ def _check_shape(path: str, cfg: TRMConfig, weights: dict, task: Task) -> None:
 
 def load_members(paths: Sequence[str | os.PathLike], overrides: Sequence[str] = (), limit: int = 0
                  ) -> tuple[list[Loaded], EvalSet, Task]:
-    from trm_core.train.session import load_data
 
     if limit < 0:
         raise UserError(f"--limit must be >= 0 (0: the whole split), but got {limit}")

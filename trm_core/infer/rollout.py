@@ -35,10 +35,11 @@ from typing import Callable, Optional
 
 import torch
 
+from trm_core.model.halting import first_halts, halts
 from trm_core.model.latents import Carry
+from trm_core.model.outputs import LOG_PROBS
 from trm_core.model.trm import TRM, Dynamics
 from trm_core.rng import generator
-from trm_core.train.loss import log_stablemax
 
 STAT_KEYS = ("active", "exact", "cells", "residual", "logit_residual", "halting")
 
@@ -338,9 +339,7 @@ class Rollout:
         return Dynamics(self.damping, self.beta, sample=_BlockNoise(block))
 
     def _probs(self, logits: torch.Tensor) -> torch.Tensor:
-        if self.softmax == "stablemax":
-            return log_stablemax(logits).exp().float()
-        return torch.softmax(logits, dim=-1)
+        return LOG_PROBS.get(self.softmax)(logits).exp().float()
 
     @torch.no_grad()
     def _step(self, a: _Active) -> torch.Tensor:
@@ -359,14 +358,13 @@ class Rollout:
         col = (steps - 1) % self.s.window
         a.ring_residual[torch.arange(k, device=self.device), col] = residual
         a.ring_logit[torch.arange(k, device=self.device), col] = logit_residual
-        halting = out.q_halt > 0
-        self._stats(a, exact, cells, residual, logit_residual, halting)
-        # record states: at snapshot depths, and at each row's first halt
+        self._stats(a, exact, cells, residual, logit_residual, halts(out.q_halt))
+        # record states: at snapshot depths, and at each row's first halt (the trainer's read-out)
         snap = self.is_snapshot[steps]
-        newly = halting & (a.halt_step == 0)
+        newly, halt_step = first_halts(out.q_halt, a.halt_step, steps)
         if bool((snap | newly).any()):
             self._record(a, (snap | newly).nonzero().squeeze(1), logits, out.q_halt, snap, newly)
-        a.halt_step = torch.where(newly, steps, a.halt_step)
+        a.halt_step = halt_step
         done = (steps >= self.s.depth) | (newly if self.s.act else torch.zeros_like(newly))
         if self.record.final is not None and bool(done.any()):
             idx = done.nonzero().squeeze(1)

@@ -36,7 +36,7 @@ from typing import Callable
 
 import torch
 
-from trm_core.model.registry import Registry
+from trm_core.registry import Registry
 
 
 @dataclass
@@ -115,7 +115,7 @@ def halt_first(view: View) -> Decision:
     return _halt_first(view, torch.zeros(view.pred.shape[0], dtype=torch.long))
 
 
-@SELECTION_RULES.register("halt_first_max_q")
+@SELECTION_RULES.register("halt_first_max_q", default=False)
 def halt_first_max_q(view: View) -> Decision:
     return _halt_first(view, view.q.argmax(1))
 
@@ -135,7 +135,7 @@ def majority(view: View) -> Decision:
     return _pick(view, chosen)
 
 
-@SELECTION_RULES.register("majority_q")
+@SELECTION_RULES.register("majority_q", default=False)
 def majority_q(view: View) -> Decision:
     chosen = torch.empty(view.pred.shape[0], dtype=torch.long)
     for i in range(view.pred.shape[0]):

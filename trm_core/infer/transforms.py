@@ -27,7 +27,7 @@ import numpy as np
 from trm_core.data.augment import _grouped_perm, dihedral_table, sudoku_positions, sudoku_token_maps
 from trm_core.data.sudoku import BOX_SHAPES
 from trm_core.errors import UserError
-from trm_core.model.registry import Registry
+from trm_core.registry import Registry
 from trm_core.rng import derive_seed
 
 

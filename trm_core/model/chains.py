@@ -26,7 +26,7 @@ from typing import Callable
 
 import torch
 
-from trm_core.model.registry import Registry
+from trm_core.registry import Registry
 
 CarryPolicy = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 CARRY_POLICIES: Registry[CarryPolicy] = Registry("carry policy", "recursion.carry_h / recursion.carry_l")

@@ -28,7 +28,7 @@ import torch
 
 from trm_core.errors import ConfigError
 from trm_core.model.layers import trunc_normal
-from trm_core.model.registry import Registry
+from trm_core.registry import Registry
 
 if TYPE_CHECKING:
     from trm_core.model.trm import TRM

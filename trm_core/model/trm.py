@@ -30,8 +30,10 @@ from torch import nn
 
 from trm_core.config import DataConfig, RecursionConfig, TRMConfig
 from trm_core.errors import ConfigError
+from trm_core.model.fixed_point import solve_with_grad
 from trm_core.model.latents import LATENT_INITS, Carry
 from trm_core.model.layers import Block, CastedLinear, lecun_linear, trunc_normal_init_
+from trm_core.registry import Registry
 
 
 @dataclass
@@ -73,6 +75,28 @@ class Dynamics:
 
 PLAIN = Dynamics()
 
+Solver = Callable[["TRM", torch.Tensor, torch.Tensor, int, Dynamics], tuple[torch.Tensor, Optional[dict]]]
+"""(model, z_L, injection z_H + x, n, dynamics) -> (the new z_L, solver statistics or None): one pass's
+z_L update, named by recursion.solver."""
+
+SOLVERS: Registry[Solver] = Registry("z_L solver", "recursion.solver")
+
+
+@SOLVERS.register("unroll")
+def unroll(model: "TRM", z_l: torch.Tensor, injection: torch.Tensor, n_inner: int, dynamics: Dynamics):
+    """TRM: n updates z_L <- f(z_L + z_H + x), each through the dynamics (damping, path noise)."""
+    for _ in range(n_inner):
+        z_l = dynamics(z_l, model.f(z_l, injection))
+    return z_l, None
+
+
+@SOLVERS.register("fixed_point")
+def fixed_point(model: "TRM", z_l: torch.Tensor, injection: torch.Tensor, n_inner: int, dynamics: Dynamics):
+    """z_L* = f(z_L* + z_H + x) (trm_core.model.fixed_point; iterations used and final residual as
+    statistics); the damped noisy dynamics apply to the z_H update only."""
+    r = model.recursion_cfg
+    return solve_with_grad(lambda z: model.f(z, injection), z_l, r.fp_method, r.fp_grad, r.fp_tol, r.fp_max_iter)
+
 
 class StepOutput(NamedTuple):
     carry: Carry
@@ -98,6 +122,7 @@ class TRM(nn.Module):
         self.forward_dtype = torch.float32
         """bf16 under train.precision=reference (set by the trainer), else float32."""
         self.latent_init = LATENT_INITS.get(cfg.recursion.latent_init)
+        self.solver = SOLVERS.get(cfg.recursion.solver)
         # token embedding with std 1/sqrt(d), scaled by sqrt(d) on the way in (TRM); the HALT token
         # is one more token id, vocab_size (SIC's 12-token vocabulary: PAD, blank, 9 digits, HALT)
         self.embed_scale = math.sqrt(self.width)
@@ -180,23 +205,11 @@ class TRM(nn.Module):
         for t in range(n_outer):
             # one loop: passes 1..T-1 run without a graph, the last pass with it
             with torch.set_grad_enabled(grad_wanted and t == n_outer - 1):
-                if self.recursion_cfg.solver == "fixed_point":
-                    z_l, stats = self._solve_z_l(z_l, z_h + x)
-                else:
-                    for _ in range(n_inner):
-                        z_l = dynamics(z_l, self.f(z_l, z_h + x))
+                z_l, stats = self.solver(self, z_l, z_h + x, n_inner, dynamics)
                 z_h = dynamics(z_h, self.f(z_h, z_l))
         logits = self.lm_head(z_h[:, self.n_special:])
         q_halt = self.q_head(z_h[:, 0]).float()[:, 0]
         return StepOutput(Carry(z_h.detach(), z_l.detach()), logits, q_halt, stats)
-
-    def _solve_z_l(self, z_l: torch.Tensor, injection: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """recursion.solver=fixed_point: z_L* = f(z_L* + z_H + x) (trm_core.model.fixed_point); the
-        damped noisy dynamics apply to the z_H update only."""
-        from trm_core.model.fixed_point import solve_with_grad
-
-        r = self.recursion_cfg
-        return solve_with_grad(lambda z: self.f(z, injection), z_l, r.fp_method, r.fp_grad, r.fp_tol, r.fp_max_iter)
 
     # ---- bookkeeping ---------------------------------------------------------------------------
 

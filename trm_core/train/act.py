@@ -20,6 +20,7 @@ import torch
 
 from trm_core.config import RecursionConfig
 from trm_core.model.chains import CARRY_POLICIES, expunged_chains
+from trm_core.model.halting import halts
 from trm_core.model.latents import Carry
 from trm_core.model.trm import TRM
 
@@ -111,7 +112,7 @@ class ActBatch:
         """After a supervision step: count it and decide which puzzles halt on their (B,) q_halt."""
         self.steps += 1
         min_steps = exploration_minimum(len(q_halt), n_supervision, exploration_prob, generator, q_halt.device)
-        may_halt = (q_halt > 0) & (self.steps >= min_steps)
+        may_halt = halts(q_halt) & (self.steps >= min_steps)
         self.halted = (self.steps >= n_supervision) | may_halt
 
     def state_dict(self, carry: str = "full") -> dict[str, Any]:

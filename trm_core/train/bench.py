@@ -32,9 +32,10 @@ from trm_core.model.trm import build_model, task_shape
 from trm_core.train.act import ActBatch
 from trm_core.rng import Streams
 from trm_core.train.loop import train_step
-from trm_core.train.session import Session, check_names
+from trm_core.names import check_names
+from trm_core.train.session import Session
 from trm_core.train.optim import EMA, OPTIMIZERS
-from trm_core.train.runtime import autocast_factory, forward_dtype, resolve_device, seed_everything, set_cpu_threads
+from trm_core.runtime import autocast_factory, forward_dtype, resolve_device, seed_everything, set_cpu_threads
 
 VARIANTS = ["eager_fp32", "compiled_fp32", "eager_bf16", "compiled_bf16"]
 

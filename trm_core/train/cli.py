@@ -16,7 +16,6 @@ is printed every 30 s (`--progress-every`), since the progress bar is off there.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -25,15 +24,11 @@ import threading
 import time
 from pathlib import Path
 
-from trm_core.errors import OneLineArgumentParser, UserError, add_set_flag
+from trm_core.cli_args import add_common, add_progress_flag, overrides, warn
+from trm_core.errors import OneLineArgumentParser, UserError
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", "final.json", "checkpoints")
 """What a training run writes into its directory (--overwrite removes exactly these)."""
-
-
-def _add_common(p: argparse.ArgumentParser) -> None:
-    add_set_flag(p, "overrides", "override a config key (dotted), e.g. --set optim.lr=3e-4 train.steps=100")
-    p.add_argument("--device", default=None, help="auto (cuda > mps > cpu) | cpu | cuda | cuda:N | mps")
 
 
 def register(subparsers) -> None:
@@ -46,7 +41,7 @@ def register(subparsers) -> None:
                        help="a run directory (its latest readable checkpoint) or a checkpoint directory / checkpoint.pt")
     train.add_argument("--overwrite", action="store_true", help="replace the run already in --out (its run files are deleted)")
     add_progress_flag(train)
-    _add_common(train)
+    add_common(train)
     train.set_defaults(func=cmd_train)
 
     bench = subparsers.add_parser("bench", help="benchmarks")
@@ -62,23 +57,8 @@ def register(subparsers) -> None:
     bt.add_argument("--rounds", type=int, default=3, help="interleaved rounds over the variants (median kept)")
     bt.add_argument("--chains", default="", metavar="K,K,...",
                     help="also time the first variant at these chain counts (same puzzles per step), e.g. 1,4")
-    _add_common(bt)
+    add_common(bt)
     bt.set_defaults(func=cmd_bench_train)
-
-
-def add_progress_flag(p: argparse.ArgumentParser) -> None:
-    """`--progress-every SECONDS`: one grammar for `python -m trm_core train` and `python -m sweeper`."""
-    p.add_argument("--progress-every", type=float, default=30.0, metavar="SECONDS",
-                   help="when the output is not a terminal (a log file), print a progress line this often"
-                        " (default 30; 0: only the usual lines)")
-
-
-def _overrides(args) -> list[str]:
-    return list(args.overrides) + ([f"device={args.device}"] if args.device else [])
-
-
-def _warn(message: str) -> None:
-    sys.stderr.write(f"warning: {message}\n")
 
 
 def _is_inside(path: Path, parent: Path) -> bool:
@@ -129,7 +109,7 @@ def _continue_in_place(run: Path, resume: Path) -> None:
     checkpoints are set aside as checkpoints/corrupt_step_*, readable ones refuse, and metrics
     logged after the resume point are dropped."""
     from trm_core.errors import write_text_atomic
-    from trm_core.train.checkpoint import load_checkpoint, run_checkpoints
+    from trm_core.checkpoint import load_checkpoint, run_checkpoints
 
     step = int(load_checkpoint(resume)["step"])
     for newer in run_checkpoints(run):
@@ -184,14 +164,16 @@ FINAL_KEYS = ["step", "eval/exact_acc", "eval/cell_acc", "eval/halted_exact_acc"
 def cmd_train(args) -> int:
     from trm_core.cli import data_build_command
     from trm_core.config import load_config
-    from trm_core.train.checkpoint import load_checkpoint, resolve_resume
+    from trm_core.checkpoint import load_checkpoint, resolve_resume
+    from trm_core.names import check_names
 
-    cfg = load_config(args.source, _overrides(args))
+    cfg = load_config(args.source, overrides(args))
+    check_names(cfg)  # every registry name, before a run directory is touched
     if cfg.data.path and not Path(cfg.data.path).expanduser().exists():
         raise UserError(f"data.path={cfg.data.path} does not exist; build it with: {data_build_command(cfg.data)}")
     resume = None
     if args.resume is not None:
-        resume = resolve_resume(args.resume, warn=_warn)
+        resume = resolve_resume(args.resume, warn=warn)
         payload = load_checkpoint(resume)  # a missing or unreadable checkpoint fails here, before any work
         resume = resume if resume.is_dir() else resume.parent
         done = finished_message(resume, payload, cfg)
@@ -300,6 +282,6 @@ def cmd_bench_train(args) -> int:
         chains = [int(k) for k in args.chains.split(",")] if args.chains else []
     except ValueError:
         raise UserError(f"--chains must be a comma list of integers, but got {args.chains!r}") from None
-    bench_train(args.preset, _overrides(args), steps=args.steps, warmup=args.warmup, variants=args.variants,
+    bench_train(args.preset, overrides(args), steps=args.steps, warmup=args.warmup, variants=args.variants,
                 out=sys.stdout, peak=args.peak_tflops, rounds=args.rounds, chains=chains)
     return 0

@@ -16,34 +16,16 @@ two evaluations of the same weights with the same seed give the same numbers. Th
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 
+from trm_core.data.load import EvalSet
+from trm_core.model.halting import first_halts, halts
 from trm_core.model.trm import TRM, Dynamics
 from trm_core.rng import Streams
 from trm_core.train.schedules import Depth
-
-
-@dataclass
-class EvalSet:
-    """Held-out puzzles: (N, cells) inputs and labels, (N,) puzzle identifiers."""
-
-    inputs: np.ndarray
-    labels: np.ndarray
-    puzzle_ids: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    def subset(self, n: int, seed: int) -> "EvalSet":
-        """A seeded random subset of n puzzles (in their original order); itself when n >= len."""
-        if n <= 0 or n >= len(self):
-            return self
-        idx = np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False))
-        return EvalSet(self.inputs[idx], self.labels[idx], self.puzzle_ids[idx])
 
 
 @torch.no_grad()
@@ -54,8 +36,7 @@ def evaluate_batch(model: TRM, inputs: torch.Tensor, labels: torch.Tensor, depth
     b = inputs.shape[0]
     dynamics = Dynamics.evaluation(model.recursion_cfg, streams.noise)
     carry = model.eval_carry(b, streams.init)
-    halted = torch.zeros(b, dtype=torch.bool, device=inputs.device)
-    halt_step = torch.full((b,), depth.n_supervision, device=inputs.device)
+    halt_step = torch.zeros(b, dtype=torch.long, device=inputs.device)
     halted_cells = torch.zeros(b, device=inputs.device)
     halted_exact = torch.zeros(b, dtype=torch.bool, device=inputs.device)
     halt_agree = torch.zeros((), device=inputs.device)
@@ -65,13 +46,15 @@ def evaluate_batch(model: TRM, inputs: torch.Tensor, labels: torch.Tensor, depth
             carry, logits, q_halt = out.carry, out.logits, out.q_halt
         correct = logits.argmax(-1) == labels
         cells, exact = correct.float().mean(-1), correct.all(-1)
-        halt_agree += ((q_halt > 0) == exact).sum()
-        # a row's halted answer is taken at its first step with q_halt > 0, else at the last step
-        newly = ~halted & ((q_halt > 0) | (step == depth.n_supervision))
-        halt_step = torch.where(newly, step, halt_step)
+        halt_agree += (halts(q_halt) == exact).sum()
+        newly, halt_step = first_halts(q_halt, halt_step, step)  # the engine's read-out (trm_core.model.halting)
         halted_cells = torch.where(newly, cells, halted_cells)
         halted_exact = torch.where(newly, exact, halted_exact)
-        halted |= newly
+    # a row that never halted answers at the last step
+    never = halt_step == 0
+    halt_step = torch.where(never, depth.n_supervision, halt_step)
+    halted_cells = torch.where(never, cells, halted_cells)
+    halted_exact = torch.where(never, exact, halted_exact)
     return {"cells": cells.sum(), "exact": exact.sum(), "halted_cells": halted_cells.sum(),
             "halted_exact": halted_exact.sum(), "halt_steps": halt_step.float().sum(), "halt_agree": halt_agree}
 

@@ -16,11 +16,13 @@ from trm_core.config import from_dict, parse_override, set_value, validate
 from trm_core.errors import UserError
 from trm_core.model.trm import build_model
 from trm_core.rng import derive_seed
-from trm_core.train.checkpoint import describe, load_checkpoint
-from trm_core.train.evaluate import EvalSet, evaluate
-from trm_core.train.runtime import autocast_factory, forward_dtype, resolve_device, set_cpu_threads
+from trm_core.checkpoint import describe, load_checkpoint
+from trm_core.data.load import EvalSet
+from trm_core.train.evaluate import evaluate
+from trm_core.runtime import autocast_factory, forward_dtype, resolve_device, set_cpu_threads
 from trm_core.train.schedules import full_depth
-from trm_core.train.session import check_names, load_data
+from trm_core.data.load import load_data
+from trm_core.names import check_names
 
 
 def evaluate_checkpoint(path: str | os.PathLike, overrides: Sequence[str] = (), limit: int = 0) -> dict:

@@ -23,18 +23,20 @@ import yaml
 from tqdm import tqdm
 
 from trm_core.config import TRMConfig, from_dict, to_dict, validate
-from trm_core.errors import TrainingDiverged, UserError, write_text_atomic
+from trm_core.errors import TrainingDiverged, write_text_atomic
 from trm_core.model.chains import chain_diversity
 from trm_core.model.latents import Carry
 from trm_core.model.trm import Dynamics
-from trm_core.train import checkpoint as ckpt
+from trm_core import checkpoint as ckpt
 from trm_core.train import signals
 from trm_core.train.evaluate import evaluate
 from trm_core.train.loss import pick, supervision_loss
 from trm_core.train.optim import lr_factor, set_lr
-from trm_core.train.runtime import autocast_factory, resolve_device, set_cpu_threads, set_deterministic
+from trm_core.runtime import autocast_factory, resolve_device, set_cpu_threads, set_deterministic
 from trm_core.train.schedules import DEPTH_SCHEDULES, full_depth
-from trm_core.train.session import Data, Session, build_session, check_names, checkpoint_payload, load_data, restore
+from trm_core.data.load import Data, load_data
+from trm_core.names import check_names
+from trm_core.train.session import Session, build_session, checkpoint_payload, restore
 
 Report = Callable[[dict, Optional[str]], None]
 

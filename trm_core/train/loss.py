@@ -21,22 +21,13 @@ import torch
 import torch.nn.functional as F
 
 from trm_core.config import LossConfig
-from trm_core.model.registry import Registry
-
-
-def log_stablemax(logits: torch.Tensor) -> torch.Tensor:
-    """TRM's stablemax: s(x) = x + 1 for x >= 0, 1 / (1 - x) for x < 0; log(s / sum s), in float64."""
-    x = logits.to(torch.float64)
-    s = torch.where(x < 0, 1 / (1 - x + 1e-30), x + 1)
-    return torch.log(s / s.sum(dim=-1, keepdim=True))
+from trm_core.model.outputs import LOG_PROBS
+from trm_core.registry import Registry
 
 
 def cell_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, kind: str, label_smoothing: float) -> torch.Tensor:
     """Per-row mean cross entropy over the cells: logits (R, cells, vocab), labels (R, cells) -> (R,)."""
-    if kind == "stablemax":
-        logprobs = log_stablemax(logits)
-    else:
-        logprobs = F.log_softmax(logits.float(), dim=-1)
+    logprobs = LOG_PROBS.get(kind)(logits)
     nll = -logprobs.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
     if label_smoothing > 0:
         # smoothing spreads label_smoothing uniformly over the vocabulary (as F.cross_entropy does)
@@ -116,6 +107,25 @@ def pick(values: torch.Tensor, winner: torch.Tensor) -> torch.Tensor:
     return values.view(winner.shape[0], -1).gather(1, winner[:, None]).squeeze(1)
 
 
+ChainReduction = Callable[[torch.Tensor, torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
+"""(values (B, K), winner (B,), live (B, K) bool or None) -> (B,): one value per puzzle from its chains."""
+
+CHAIN_REDUCTIONS: Registry[ChainReduction] = Registry("chain reduction", "loss.chain_loss")
+
+
+@CHAIN_REDUCTIONS.register("wta")
+def winner_takes_all(values: torch.Tensor, winner: torch.Tensor, live: Optional[torch.Tensor]) -> torch.Tensor:
+    """SIC: only the chain with the lowest cross entropy trains (K = 1: the one chain)."""
+    return values.gather(1, winner[:, None]).squeeze(1)
+
+
+@CHAIN_REDUCTIONS.register("mean")
+def mean_over_chains(values: torch.Tensor, winner: torch.Tensor, live: Optional[torch.Tensor]) -> torch.Tensor:
+    """Every live chain trains, weighted equally."""
+    w = live.float() if live is not None else torch.ones_like(values)
+    return (values * (w / w.sum(1, keepdim=True))).sum(1)
+
+
 def supervision_loss(logits: torch.Tensor, q_halt: torch.Tensor, labels: torch.Tensor, steps: torch.Tensor,
                      n_supervision: int, cfg: LossConfig, alive: Optional[torch.Tensor] = None) -> StepLoss:
     """Loss of one supervision step. logits (B*K, cells, vocab), q_halt (B*K,), labels (B, cells) or
@@ -132,13 +142,8 @@ def supervision_loss(logits: torch.Tensor, q_halt: torch.Tensor, labels: torch.T
     if live is not None:  # a dropped chain never wins (SIC: its loss is inf)
         ce_for_winner = torch.where(live, ce_for_winner, torch.inf)
     winner = ce_for_winner.argmin(dim=1)  # first minimum: ties go to the lowest index
-    if chains == 1 or cfg.chain_loss == "wta":
-        per_puzzle, ce, halt = pick(per_row, winner), pick(rows.ce, winner), pick(rows.halt, winner)
-    else:  # mean over the live chains
-        w = live.float() if live is not None else torch.ones(n_puzzles, chains, device=logits.device)
-        w = w / w.sum(1, keepdim=True)
-        per_puzzle = (per_row.view(n_puzzles, chains) * w).sum(1)
-        ce, halt = (rows.ce.view(n_puzzles, chains) * w).sum(1), (rows.halt.view(n_puzzles, chains) * w).sum(1)
+    reduce = CHAIN_REDUCTIONS.get("wta" if chains == 1 else cfg.chain_loss)
+    per_puzzle, ce, halt = (reduce(v.view(n_puzzles, chains), winner, live) for v in (per_row, rows.ce, rows.halt))
     weights = STEP_WEIGHTINGS.get(cfg.step_weighting)(steps, n_supervision, cfg)
     loss = (weights * per_puzzle).mean()
     return StepLoss(loss, ce.detach().mean(), halt.detach().mean(), pick(rows.cell_correct, winner),

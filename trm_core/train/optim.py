@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from trm_core.config import OptimConfig
-from trm_core.model.registry import Registry
+from trm_core.registry import Registry
 from trm_core.model.trm import TRM
 
 

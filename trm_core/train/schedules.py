@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from trm_core.config import TRMConfig, parse_stages
-from trm_core.model.registry import Registry
+from trm_core.registry import Registry
 from trm_core.rng import derive_seed
 
 

@@ -11,72 +11,16 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
-import numpy as np
 import torch
 
+from trm_core import checkpoint as ckpt
 from trm_core.config import TRMConfig, from_dict, to_dict, to_flat_dict
 from trm_core.errors import ConfigError, UserError
-from trm_core.model.chains import CARRY_POLICIES
-from trm_core.model.latents import LATENT_INITS
 from trm_core.model.trm import TRM, build_model
-from trm_core.rng import Streams, derive_seed
-from trm_core.train import checkpoint as ckpt
+from trm_core.rng import Streams
+from trm_core.runtime import can_compile, forward_dtype, seed_everything
 from trm_core.train.act import ActBatch
-from trm_core.train.evaluate import EvalSet
-from trm_core.train.loss import STEP_WEIGHTINGS
 from trm_core.train.optim import EMA, OPTIMIZERS, OptimizerList
-from trm_core.train.runtime import can_compile, forward_dtype, seed_everything
-from trm_core.train.schedules import DEPTH_SCHEDULES
-
-
-def check_names(cfg: TRMConfig) -> None:
-    """Fail before any work when a registry name in the config is unknown."""
-    LATENT_INITS.get(cfg.recursion.latent_init)
-    CARRY_POLICIES.get(cfg.recursion.carry_h)
-    CARRY_POLICIES.get(cfg.recursion.carry_l)
-    DEPTH_SCHEDULES.get(cfg.recursion.depth_schedule)
-    STEP_WEIGHTINGS.get(cfg.loss.step_weighting)
-    OPTIMIZERS.get(cfg.optim.name)
-
-
-PUBLIC_DATA = {
-    "maze": "python -m trm_core data build maze-csv --csv train.csv --test-csv test.csv --out DIR",
-    "sudoku-extreme": "python -m trm_core data build sudoku-extreme --csv train.csv --test-csv test.csv "
-                      "--subsample 1000 --seed 0 --out DIR",
-}
-"""How to build each task's public dataset, for the refusal above."""
-
-
-@dataclass
-class Data:
-    dataset: Any
-    stream: Any
-    """The TrainStream (the run's `data` stream)."""
-    eval_set: EvalSet
-    """What periodic evaluations use: a seeded subset of data.eval_split (train.eval_max_puzzles)."""
-    final_set: Optional[EvalSet]
-    """The whole split for the final evaluation, when eval_set is a subset of it and final_eval is on."""
-
-
-def load_data(cfg: TRMConfig) -> Data:
-    from trm_core.data.store import build_from_config, load_dataset
-    from trm_core.data.stream import TrainStream
-
-    d = cfg.data
-    if not d.generated_ok and not d.path:
-        build = PUBLIC_DATA.get(d.task, "python -m trm_core data build ...")
-        raise UserError(f"{cfg.name} is defined on a public dataset and does not train on generated puzzles: "
-                        f"data.path must name a dataset directory built from it (`{build}`), but data.path is empty")
-    dataset = load_dataset(build_from_config(d))
-    stream = TrainStream(dataset, seed=cfg.seed, augment=d.augment, sampling=d.sampling, hint_k=d.hint_k,
-                         hint_fraction=d.hint_fraction)
-    split = d.eval_split
-    full = EvalSet(np.array(dataset.inputs(split)), np.array(dataset.labels(split)),
-                   np.array(dataset.puzzle_ids(split)))
-    # the subset depends on the dataset's seed only, so every trial of a sweep scores the same puzzles
-    subset = full.subset(cfg.train.eval_max_puzzles, derive_seed(d.data_seed, "eval_subset"))
-    final = full if (subset is not full and cfg.train.final_eval) else None
-    return Data(dataset, stream, subset, final)
 
 
 @dataclass

@@ -37,9 +37,11 @@ def test_cache_reuse_is_fast_and_same_hash(tmp_path, monkeypatch):
     path = store.build_from_config(cfg)
     assert path.parent == tmp_path
     h = store.read_meta(path)["content_hash"]
+    stamps = {p.name: p.stat().st_mtime_ns for p in path.iterdir()}
     t = time.perf_counter()
     again = store.build_from_config(cfg)
-    assert time.perf_counter() - t < 0.2
+    assert time.perf_counter() - t < 5  # generous: a loaded machine; what matters is the next line
+    assert {p.name: p.stat().st_mtime_ns for p in again.iterdir()} == stamps  # reused: nothing rewritten
     assert again == path and store.read_meta(again)["content_hash"] == h
     other = store.build_from_config(DataConfig(board_size=9, n_train=8, n_test=4, data_seed=2))
     assert other != path and store.read_meta(other)["content_hash"] != h

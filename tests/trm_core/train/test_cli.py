@@ -58,6 +58,8 @@ def test_bench_prints_table_and_json():
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     fp32 = summary["results"]["eager_fp32"]
     assert fp32["puzzle_steps_per_s"] > 0
+    # TFLOP/s is the analytic FLOPs of a puzzle-step times the measured rate
+    assert fp32["tflops"] == pytest.approx(fp32["puzzle_steps_per_s"] * summary["flops_per_puzzle_step"] / 1e12)
     assert fp32["mfu"] == pytest.approx(fp32["tflops"] / 0.5)  # fp32 variants against the fp32 peak
     bf16 = summary["results"]["eager_bf16"]  # bf16 is measured on CPU too now (trm_core/train/bench.py)
     assert bf16["puzzle_steps_per_s"] > 0 and bf16["mfu"] == pytest.approx(bf16["tflops"] / 100)
@@ -80,14 +82,14 @@ def test_bad_flag_is_one_line_exit_2_in_a_real_process():
     (["eval", "/nonexistent/ckpt"], "not found"),
     (["train", "sudoku4_tiny", "--out", "x", "--set", "recursion.chains=0"], "recursion.chains > 0 must hold"),
     (["train", "sudoku4_tiny", "--out", "x", "--set", "recursion.carry_h=best"],
-     "recursion.carry_h must be one of copy, all, top1, but got 'best'"),
+     "recursion.carry_h must name a carry policy (all, copy, top1), but got 'best'"),
     (["train", "sudoku4_tiny", "--out", "x", "--set", "recursion.init_sigma_l=-1"], "recursion.init_sigma_l >= 0 must hold"),
     (["train", "sudoku4_tiny", "--out", "x", "--set", "recursion.damping=1"], "0 <= recursion.damping < 1 must hold"),
     (["train", "sudoku4_tiny", "--out", "x", "--set", "recursion.eval_noise_beta=-2"], "recursion.eval_noise_beta must be -1"),
     (["train", "sudoku4_tiny", "--out", "x", "--set", "recursion.cgar_stages=2x1"], "recursion.cgar_stages must be like"),
     (["train", "sudoku4_tiny", "--out", "x", "--set", "recursion.cgar_stages=0.2:2x1"], "must start at progress 0"),
     (["train", "sudoku4_tiny", "--out", "x", "--set", "model.swiglu=bounded"], "model.swiglu must be one of standard, sic"),
-    (["train", "sudoku4_tiny", "--out", "x", "--set", "loss.chain_loss=max"], "loss.chain_loss must be one of wta, mean"),
+    (["train", "sudoku4_tiny", "--out", "x", "--set", "loss.chain_loss=max"], "loss.chain_loss must name a chain reduction (mean, wta)"),
     (["train", "sudoku4_tiny", "--out", "x", "--set", "optim.name=muon_adam"], "did you mean 'muon_adamw'"),
     (["train", "sudoku4_tiny", "--out", "x", "--set", "data.hint_fraction=0.5"], "needs data.hint_k >= 1"),
     (["eval", "/nonexistent/ckpt", "--limit", "-1"], "--limit must be >= 0"),

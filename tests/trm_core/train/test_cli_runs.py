@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from trm_core.train.checkpoint import load_checkpoint
+from trm_core.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[3]
 TINY = ["data.n_train=100", "data.n_test=16", "model.hidden_size=32", "train.batch_size=8", "train.steps=4",

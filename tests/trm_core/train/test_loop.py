@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,9 +10,11 @@ import torch
 from trm_core.config import load_config
 from trm_core.errors import UserError
 from trm_core.model import build_model
-from trm_core.train.evaluate import EvalSet, evaluate
+from trm_core.data.load import EvalSet
+from trm_core.train.evaluate import evaluate
 from trm_core.train.loop import train, train_step
-from trm_core.train.session import build_session, load_data
+from trm_core.data.load import load_data
+from trm_core.train.session import build_session
 from trm_core.train.loss import supervision_loss
 from trm_core.train.optim import OPTIMIZERS
 from trm_core.train.schedules import Depth
@@ -30,7 +33,8 @@ def test_smoke_run_reports_and_writes_files(tmp_path):
     final = train(tiny_cfg(), report=lambda m, d: reports.append((m, d)), out_dir=tmp_path)
     assert [m["step"] for m, _ in reports] == [3, 6]
     for m, d in reports:
-        assert (tmp_path / "checkpoints").exists() and d is not None and (d + "/checkpoint.pt")
+        # each report hands the checkpoint of its own step, already on disk
+        assert Path(d) == tmp_path / "checkpoints" / f"step_{m['step']:08d}" and (Path(d) / "checkpoint.pt").is_file()
         for key in ["train/loss", "train/exact_acc", "train/cell_acc", "eval/exact_acc", "eval/cell_acc",
                     "eval/avg_steps", "eval/halt_acc", "perf/puzzle_steps_per_s", "time/elapsed_s"]:
             assert key in m, key
@@ -140,7 +144,10 @@ def test_eval_split_and_seeded_subset_are_chosen_by_config():
     again = load_data(tiny_cfg("data.eval_split=train", "train.eval_max_puzzles=5", "seed=7"))
     assert (again.eval_set.inputs == data.eval_set.inputs).all()  # the subset follows data.data_seed, not the run seed
     other = load_data(tiny_cfg("data.eval_split=train", "train.eval_max_puzzles=5", "data.data_seed=1"))
-    assert len(other.eval_set) == 5
+    other_train = [r.tobytes() for r in other.dataset.inputs("train")]
+    picked = sorted(other_train.index(r.tobytes()) for r in other.eval_set.inputs)
+    first = sorted(train_inputs.index(r.tobytes()) for r in data.eval_set.inputs)
+    assert len(set(picked)) == 5 and picked != first  # another data seed draws other rows of its split
     assert load_data(tiny_cfg("train.eval_max_puzzles=5", "train.final_eval=false")).final_set is None
     with pytest.raises(UserError, match="no split 'lite'; splits are"):
         load_data(tiny_cfg("data.eval_split=lite"))

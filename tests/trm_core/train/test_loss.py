@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from trm_core.config import LossConfig
-from trm_core.train.loss import STEP_WEIGHTINGS, cell_cross_entropy, log_stablemax, supervision_loss
+from trm_core.model.outputs import log_stablemax
+from trm_core.train.loss import STEP_WEIGHTINGS, cell_cross_entropy, supervision_loss
 
 
 def test_stablemax_definition():

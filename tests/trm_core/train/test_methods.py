@@ -12,7 +12,8 @@ from trm_core.config import load_config
 from trm_core.model import Dynamics, build_model
 from trm_core.train.loop import train, train_step
 from trm_core.train.loss import supervision_loss
-from trm_core.train.session import build_session, load_data
+from trm_core.data.load import load_data
+from trm_core.train.session import build_session
 
 TINY = ["data.n_train=200", "data.n_test=24", "model.hidden_size=32", "train.batch_size=8", "train.steps=6",
         "train.eval_interval=3", "train.log_interval=1", "recursion.n_supervision=3", "device=cpu",
@@ -293,7 +294,7 @@ def test_fixed_point_training_logs_iterations_and_residual(tmp_path):
 
 
 def test_compile_without_a_compiler_warns_once_and_trains_eager(tmp_path, monkeypatch):
-    from trm_core.train import runtime
+    from trm_core import runtime
 
     monkeypatch.setattr(runtime, "compiler_available", lambda: False)
     counts = torch._dynamo.utils.counters

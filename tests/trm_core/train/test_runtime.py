@@ -6,13 +6,15 @@ import pytest
 import torch
 
 from trm_core.errors import UserError
-from trm_core.train import loop, runtime
-from trm_core.train.runtime import autocast_factory, resolve_device, set_cpu_threads
+from trm_core import runtime
+from trm_core.train import loop
+from trm_core.runtime import autocast_factory, resolve_device, set_cpu_threads
 
 
 def test_resolve_device():
     assert resolve_device("cpu") == torch.device("cpu")
-    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert resolve_device("auto").type == expected  # auto: cuda > mps > cpu
     with pytest.raises(UserError, match="device must be auto, cpu, cuda, cuda:N or mps, but got 'gpu'"):
         resolve_device("gpu")
     if not torch.cuda.is_available():
@@ -42,6 +44,9 @@ def test_autocast_only_where_asked(monkeypatch, native):
     assert autocast_factory(torch.device("cpu"), "float32") is contextlib.nullcontext
     with autocast_factory(torch.device("cpu"), "bfloat16")():
         assert torch.is_autocast_enabled("cpu")
+        assert (torch.ones(4, 4) @ torch.ones(4, 4)).dtype == torch.bfloat16  # matmuls run in bf16
+    with auto():
+        assert (torch.ones(4, 4) @ torch.ones(4, 4)).dtype == (torch.bfloat16 if native else torch.float32)
 
 
 def test_native_bf16_detection_agrees_with_the_cpu_flags():
@@ -60,7 +65,7 @@ def test_public_train_is_the_loop():
 
 
 def test_precision_modes():
-    from trm_core.train.runtime import forward_dtype
+    from trm_core.runtime import forward_dtype
 
     cpu = torch.device("cpu")
     assert autocast_factory(cpu, "bfloat16", "reference") is contextlib.nullcontext
@@ -94,7 +99,7 @@ def test_bf16_step_stays_within_its_bound_of_fp32(precision):
     from trm_core.config import load_config
     from trm_core.model import build_model
     from trm_core.train.loss import supervision_loss
-    from trm_core.train.runtime import forward_dtype
+    from trm_core.runtime import forward_dtype
 
     cfg = load_config("sudoku4_tiny", ["device=cpu", "train.cpu_threads=1"])
     torch.manual_seed(0)

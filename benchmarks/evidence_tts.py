@@ -1,0 +1,196 @@
+"""Test-time evidence over seeds (a benchmark, not a test): run `python -m trm_core eval` on the final
+checkpoint of every seed of a sweep's arms and report each (depth, breadth, rule) as mean +- std over
+seeds with a 95% bootstrap interval, and paired differences against one reference cell.
+
+    python benchmarks/evidence_tts.py runs/sweeps/hard_methods_cpu \\
+        --arms "TRM=recursion.latent_init=fixed,recursion.damping=0.0,recursion.depth_schedule=constant;RI+NI=recursion.damping=0.05" \\
+        --against depth=8,rule=last --jobs 2 --out runs/evidence/depth.json -- --depth 8,16,32,64 --select last
+
+- An arm is `NAME=key=value,key=value`: the finished trials whose sampled parameters (results.csv's
+  `param:` columns) equal every value; arms are separated by `;`.
+- Every flag after `--` goes to `trm_core eval` unchanged (--depth, --breadth, --act, --select, --limit,
+  --transforms, --noise-beta, --seed ...). `--ensemble` evaluates each arm's seeds as one ensemble
+  (members = seeds) instead of one checkpoint at a time; then the table has one row per cell.
+- `--against depth=D,breadth=B,rule=R` (any subset; the rest must then be unique) adds, per arm and
+  cell, the mean of the per-seed differences to that cell with its bootstrap interval: the paired
+  comparison "more depth / more breadth / another rule helps the same model".
+- `--jobs N` runs N evaluations at once, each on cores / N threads. Wall seconds are printed but
+  depend on the load; NFE (network evaluations per puzzle) does not.
+
+The statistics are the reports' own (sweeper/report/stats.py: sample std, 10,000-resample percentile
+bootstrap; with 4 seeds read the interval as a description of the seeds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sweeper.report.stats import describe  # noqa: E402
+
+
+def parse_arms(text: str) -> dict[str, dict[str, str]]:
+    arms = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        name, _, rest = part.partition("=")
+        pairs = {}
+        for kv in filter(None, rest.split(",")):
+            key, eq, value = kv.partition("=")
+            if not eq:
+                sys.exit(f"error: an arm is NAME=key=value,key=value, but got '{part}'")
+            pairs[key.strip()] = value.strip()
+        arms[name.strip()] = pairs
+    if not arms:
+        sys.exit(f"error: --arms needs at least one NAME=key=value, but got '{text}'")
+    return arms
+
+
+def _same(a: str, b: str) -> bool:
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        return a == b
+
+
+def latest_checkpoint(trial_dir: Path) -> Path:
+    ckpts = sorted(trial_dir.glob("checkpoint_*/checkpoint.pt"))
+    if not ckpts:
+        sys.exit(f"error: {trial_dir} has no checkpoint_*/checkpoint.pt")
+    return ckpts[-1]
+
+
+def select(sweep: Path, wanted: dict[str, str]) -> list[tuple[int, Path]]:
+    """(seed, checkpoint) of each finished trial whose parameters match `wanted`, by seed."""
+    rows = list(csv.DictReader(open(sweep / "results.csv")))
+    out = []
+    for row in rows:
+        if row["status"] != "done":
+            continue
+        if all(_same(row.get(f"param:{k}", ""), v) for k, v in wanted.items()):
+            missing = [k for k in wanted if f"param:{k}" not in row]
+            if missing:
+                sys.exit(f"error: {sweep}/results.csv has no parameter {missing[0]}")
+            out.append((int(float(row["seed"])), latest_checkpoint(sweep / "tune" / f"trial_{row['trial_id']}")))
+    return sorted(out)
+
+
+def run_eval(ckpts: list[Path], flags: list[str], threads: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "eval.json"
+        cmd = [sys.executable, "-m", "trm_core", "eval", *map(str, ckpts), *flags, "--json", str(out),
+               "--set", f"train.cpu_threads={threads}"]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.exit(f"error: {' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+        return json.loads(out.read_text())
+
+
+def parse_against(text: str) -> dict:
+    out = {}
+    for kv in filter(None, text.split(",")):
+        k, _, v = kv.partition("=")
+        if k not in ("depth", "breadth", "rule"):
+            sys.exit(f"error: --against takes depth=, breadth= and rule=, but got '{kv}'")
+        out[k] = v if k == "rule" else int(v)
+    return out
+
+
+def fmt(d: dict, scale: float = 100.0, digits: int = 1) -> str:
+    if d["n"] == 0:
+        return "n/a"
+    s = f"{d['mean'] * scale:.{digits}f}"
+    if d["n"] >= 2:
+        s += f" +- {d['std'] * scale:.{digits}f} [{d['ci_low'] * scale:.{digits}f}, {d['ci_high'] * scale:.{digits}f}]"
+    return s
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    eval_flags = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("sweep", type=Path, help="a sweep's folder (STORAGE/NAME, holding results.csv and tune/)")
+    p.add_argument("--arms", required=True, help="NAME=key=value,key=value;NAME=...")
+    p.add_argument("--ensemble", action="store_true", help="evaluate each arm's seeds as one ensemble")
+    p.add_argument("--against", default="", help="depth=D,breadth=B,rule=R: paired differences to this cell")
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--out", type=Path, help="write every number as JSON")
+    args = p.parse_args(argv)
+    if not (args.sweep / "results.csv").is_file():
+        sys.exit(f"error: SWEEP must be a sweep's folder holding results.csv, but got '{args.sweep}'")
+    arms = parse_arms(args.arms)
+    against = parse_against(args.against)
+    threads = max(1, (os.cpu_count() or 1) // max(1, args.jobs))
+
+    jobs = []  # (arm, seeds, checkpoints)
+    for name, wanted in arms.items():
+        picked = select(args.sweep, wanted)
+        if not picked:
+            sys.exit(f"error: arm {name} ({wanted}) matches no finished trial of {args.sweep}")
+        if args.ensemble:
+            jobs.append((name, [s for s, _ in picked], [c for _, c in picked]))
+        else:
+            jobs.extend((name, [s], [c]) for s, c in picked)
+    print(f"{len(jobs)} evaluations ({args.jobs} at a time, {threads} thread(s) each): trm_core eval {' '.join(eval_flags)}",
+          flush=True)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        outs = list(pool.map(lambda j: run_eval(j[2], eval_flags, threads), jobs))
+    print(f"done in {time.perf_counter() - t0:.0f} s", flush=True)
+
+    # cells[arm][(depth, breadth, rule)] = list of (seed-label, exact, nfe)
+    cells: dict[str, dict[tuple, list]] = {}
+    diags: dict[str, list] = {}
+    for (name, seeds, _), out in zip(jobs, outs):
+        label = "+".join(map(str, seeds))
+        for r in out["results"]:
+            cells.setdefault(name, {}).setdefault((r["depth"], r["breadth"], r["rule"]), []).append(
+                (label, r["exact_acc"], r["avg_nfe"]))
+        diags.setdefault(name, []).append({"seeds": seeds, "n_puzzles": out["n_puzzles"], **out["diagnostics"]})
+
+    table = []
+    print("\n| arm | depth | breadth | rule | seeds | exact % (mean +- std [95% CI]) | avg NFE |"
+          + (" paired diff to the reference cell, points [95% CI] |" if against else ""))
+    print("|---|---|---|---|---|---|---|" + ("---|" if against else ""))
+    for name, by_cell in cells.items():
+        ref = None
+        if against:
+            hits = [c for c in by_cell if all(c[("depth", "breadth", "rule").index(k)] == v for k, v in against.items())]
+            if len(hits) != 1:
+                sys.exit(f"error: --against {args.against} must name exactly one cell of arm {name}, but it names {len(hits)}")
+            ref = {lab: acc for lab, acc, _ in by_cell[hits[0]]}
+        for cell, vals in by_cell.items():
+            acc = describe([a for _, a, _ in vals])
+            nfe = describe([n for _, _, n in vals])
+            row = {"arm": name, "depth": cell[0], "breadth": cell[1], "rule": cell[2], "seeds": [lab for lab, _, _ in vals],
+                   "exact_acc": acc, "avg_nfe": nfe, "per_seed": [a for _, a, _ in vals]}
+            line = f"| {name} | {cell[0]} | {cell[1]} | {cell[2]} | {len(vals)} | {fmt(acc)} | {nfe['mean']:.1f} |"
+            if ref is not None:
+                diff = describe([a - ref[lab] for lab, a, _ in vals if lab in ref])
+                row["paired_diff"] = diff
+                line += " - |" if all(lab in ref and a == ref[lab] for lab, a, _ in vals) and cell == hits[0] else f" {fmt(diff)} |"
+            table.append(row)
+            print(line)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"sweep": str(args.sweep), "arms": arms, "eval_flags": eval_flags,
+                                   "ensemble": args.ensemble, "against": against, "table": table,
+                                   "diagnostics": diags}, indent=1))
+        os.replace(tmp, args.out)
+        print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

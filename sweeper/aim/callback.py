@@ -1,0 +1,136 @@
+"""The Tune callback that writes one Aim run per trial, from the driver: workers on other nodes need
+no access to the repo, and no two processes write one run.
+
+A trial's identity and config come from the results owner (sweeper.run.results.TrialResults), which
+resolved the trial once; the run ids go back to it in memory, and to `aim_runs.json` (trial id ->
+run hash), which lets a resumed phase continue its trials' runs and `aim-sync` and the end-of-phase
+index find them. A run whose trial is not in the resumed experiment (the driver was killed before
+Tune saved that trial) is closed as `orphaned` and archived, so the UI and `query_runs` show one run
+per trial. Any Aim failure warns once and turns Aim off for the phase; the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from trm_core.errors import write_text_atomic
+
+from sweeper.aim.repo import ensure_repo, release, warn_unavailable
+from sweeper.aim.runs import metric_keys, new_run, open_run, track_figures, track_result
+from sweeper.run import interrupt
+from sweeper.run.results import TrialResults
+from sweeper.run.table import ended_status
+
+
+class AimCallback(tune.Callback):
+    """Tune callback writing one Aim run per trial. Picklable until `setup` (Tuner pickles it)."""
+
+    def __init__(self, repo: str, experiment: str, sweep: str, phase: str, results: TrialResults, state_file: str):
+        self.repo, self.experiment, self.sweep, self.phase = repo, experiment, sweep, phase
+        self.results, self.state_file = results, state_file
+        self._runs: dict[str, Any] = {}
+        self._hashes: dict[str, str] = {}
+        self._down = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_runs"] = {}
+        state["_down"] = False
+        return state
+
+    def _guard(self, fn, *args) -> None:
+        """Run one Aim operation; the first failure warns once and turns Aim off for this sweep."""
+        if self._down:
+            return
+        try:
+            fn(*args)
+        except Exception as exc:  # a locked, read-only, full or vanished repo: the sweep goes on
+            self._down = True
+            self._runs.clear()
+            warn_unavailable(self.repo, exc, self.sweep)
+
+    def setup(self, **info) -> None:
+        self._guard(self._setup)
+
+    def _setup(self) -> None:
+        if os.path.exists(self.state_file):  # a resumed sweep continues its trials' runs
+            self._hashes = json.loads(Path(self.state_file).read_text())
+            self.results.note_aim_runs(self._hashes)
+        ensure_repo(self.repo)
+
+    def _save_hashes(self) -> None:
+        write_text_atomic(self.state_file, json.dumps(self._hashes, indent=1))
+
+    def _open(self, trial) -> Any:
+        run = self._runs.get(trial.trial_id)
+        if run is not None:
+            return run
+        old = self._hashes.get(trial.trial_id)
+        if old:
+            run = open_run(self.repo, old)
+        else:
+            run = new_run(self.repo, self.experiment, self.sweep, trial.trial_id, self.results.setup_of(trial), self.phase)
+            self._hashes[trial.trial_id] = run.hash
+            self._save_hashes()
+            self.results.note_aim_runs({trial.trial_id: run.hash})
+        run["status"] = "running"
+        self._runs[trial.trial_id] = run
+        return run
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self._guard(self._open, trial)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        def track(run) -> None:
+            step = track_result(run, result, metric_keys(result))
+            if isinstance(result.get("eval_tts_figures"), str):
+                track_figures(run, json.loads(result["eval_tts_figures"]), step)
+
+        self._guard(lambda: track(self._open(trial)))
+
+    def _close(self, trial, status: str) -> None:
+        run = self._open(trial)  # a trial can fail before its first result: it still gets its run
+        del self._runs[trial.trial_id]
+        run["status"] = status
+        run["finished_at"] = time.time()
+        run.close()
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        status = ended_status(trial.last_result or {}, self.results.setup_of(trial).steps)
+        self._guard(self._close, trial, status)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._guard(self._close, trial, "error")
+
+    def on_experiment_end(self, trials, **info) -> None:
+        self._guard(self._end, trials)
+        for run in self._runs.values():  # after a failure above, close what is open (best effort)
+            try:
+                run.close()
+            except Exception:
+                pass
+        self._runs.clear()
+        try:
+            release(self.repo)
+        except Exception:
+            pass
+
+    def _end(self, trials) -> None:
+        stopped = "interrupted" if interrupt.interrupted() else "stopped"
+        for trial_id in list(self._runs):
+            run = self._runs.pop(trial_id)
+            run["status"] = stopped
+            run.close()
+        known = {t.trial_id for t in trials}
+        for trial_id, run_hash in self._hashes.items():
+            if trial_id not in known:
+                run = open_run(self.repo, run_hash)  # its trial never reached Tune's saved state
+                run["status"] = "orphaned"
+                run.archived = True
+                run.close()

@@ -1,0 +1,149 @@
+"""The Ray Tune function trainable: one trial = `trm_core` training of one configuration and seed.
+
+No training logic lives here. The trial's config (sampled keys, constants and the Repeater's
+`__trial_index__`) is applied on top of the sweep's base config by sweeper.run.trial.SweepBase,
+which also picks the seed from the spec's list by the repeat index; the trainer's
+`report(metrics, checkpoint_dir)` becomes `tune.report(metrics, checkpoint=...)`, which feeds ASHA (on `step`) and makes retries resume
+from the last checkpoint through `train(resume_from=...)`. With the spec's `final_eval`, the
+trainer's final report (the one with `final/*` metrics) first runs the test-time scaling engine
+(trm_core.infer) on its checkpoint and also carries `eval_tts/...` and the plot data for Aim
+(`eval_tts_figures`); so ASHA's stop at max_t comes after it.
+
+Faults: a trial whose loss turns NaN/inf reports `trial/diverged` (the step and reason) as its last
+result and ends; it has no metric there, so ASHA ignores it and Optuna is told the configuration
+failed (sweeper.spec.optuna_space.SeedRepeater). Running out of memory fails the trial with a one-line
+reason (Tune retries it up to failure.max_retries). A checkpoint that cannot be read (corrupt, truncated)
+is reported and the previous readable one is used. `SWEEPER_INJECT_FAULT` simulates faults for the
+reliability tests (see `inject_fault`).
+
+Ray imports this module in each worker before its trial starts, and starts at most as many workers at
+once as the node has CPUs; so torch and the trainer are imported inside the functions, when the trial
+runs, and trials start together (tests/sweeper/test_layout.py keeps this module light).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+from ray import tune
+
+from trm_core.errors import TrainingDiverged, UserError
+
+from sweeper.run.trial import DIVERGED_KEY, SweepBase
+
+log = logging.getLogger("sweeper.trial")
+_SAID_CPU_FALLBACK = False
+
+
+def pick_device(gpu: float) -> str:
+    """cpu for CPU trials (they must not touch a GPU); cuda (the one Ray assigned) for GPU trials."""
+    global _SAID_CPU_FALLBACK
+    if gpu <= 0:
+        return "cpu"
+    import torch  # in the trial, not at the worker's start (module docstring)
+
+    if torch.cuda.is_available():
+        return "cuda"  # Ray set CUDA_VISIBLE_DEVICES to this trial's GPU(s)
+    if not _SAID_CPU_FALLBACK:
+        log.warning("trial asked for %g GPU but CUDA is not available here (logical GPU): training on cpu", gpu)
+        _SAID_CPU_FALLBACK = True
+    return "cpu"
+
+
+def set_threads(cpu: float) -> int:
+    import torch  # in the trial, not at the worker's start (module docstring)
+
+    threads = max(1, int(cpu))
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
+    return threads
+
+
+class TrialFailed(RuntimeError):
+    """A trial that cannot go on (out of memory): the message is the one line results.csv shows."""
+
+
+def inject_fault(seed: int) -> None:
+    """Reliability tests only: SWEEPER_INJECT_FAULT="oom:seed=S" makes every trial of seed S run out of
+    memory as it starts, as a GPU would (torch.OutOfMemoryError). Unset: does nothing."""
+    spec = os.environ.get("SWEEPER_INJECT_FAULT", "")
+    kind, _, target = spec.partition(":")
+    if kind == "oom" and target == f"seed={seed}":
+        import torch  # in the trial, not at the worker's start (module docstring)
+
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated by SWEEPER_INJECT_FAULT)")
+
+
+def resume_point(tune_checkpoint_dir: str | None, out_dir: str) -> str | None:
+    """The newest readable checkpoint among Tune's (the last one reported) and the trainer's own run
+    directory (newer when the trial saved on its way out); unreadable ones are reported and skipped."""
+    from trm_core.checkpoint import latest_valid_checkpoint, load_checkpoint  # torch: in the trial
+
+    found: list[tuple[int, str]] = []
+    if tune_checkpoint_dir is not None:
+        try:
+            found.append((int(load_checkpoint(tune_checkpoint_dir)["step"]), tune_checkpoint_dir))
+        except UserError as exc:
+            log.warning("skipping Tune's checkpoint: %s", exc)
+    own = latest_valid_checkpoint(out_dir, warn=lambda m: log.warning("%s", m))
+    if own is not None:
+        found.append((int(load_checkpoint(own)["step"]), str(own)))
+    return max(found)[1] if found else None
+
+
+def run_trial(config: dict[str, Any], base: SweepBase) -> None:
+    """The function Ray runs per trial (wrapped with tune.with_parameters and with_resources):
+    `config` is the searcher's sample, `base` what every trial of the sweep shares."""
+    import torch  # torch and the trainer load here, in the trial, not at the worker's start (module docstring)
+
+    from trm_core.train import train  # as torch
+
+    os.environ.setdefault("TQDM_DISABLE", "1")  # the trainer's bar would interleave across trials
+    cfg = base.trainer_config(config)
+    cfg.device = pick_device(base.gpu)
+    set_threads(base.cpu)
+
+    # The trial's own directory (actors are reused across trials, so not the process's cwd).
+    out_dir = os.path.join(tune.get_context().get_trial_dir(), "trainer")
+    last_step = [0]
+
+    # an eval_tts metric exists only after training: earlier results carry NaN (Tune wants the key)
+    pending = {base.metric: float("nan")} if base.metric.startswith("eval_tts/") else {}
+
+    def report(metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
+        last_step[0] = int(metrics.get("step", last_step[0]))
+        checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        tts = {}
+        if base.final_eval is not None and checkpoint_dir and "final/exact_acc" in metrics:
+            tts = final_eval_metrics(checkpoint_dir, base.final_eval)
+        tune.report({**pending, **metrics, **tts}, checkpoint=checkpoint)
+
+    try:
+        inject_fault(cfg.seed)
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None:
+            start = resume_point(None, out_dir)
+            train(cfg, report=report, out_dir=out_dir, resume_from=start)
+            return
+        with checkpoint.as_directory() as ckpt_dir:
+            start = resume_point(ckpt_dir, out_dir)
+            log.warning("trial resumes from checkpoint %s", start)
+            train(cfg, report=report, out_dir=out_dir, resume_from=start)
+    except TrainingDiverged as exc:
+        # The last result: no metric (ASHA skips it, Optuna is told the configuration failed), the reason.
+        tune.report({"step": exc.step, DIVERGED_KEY: exc.reason})
+    except torch.OutOfMemoryError as exc:
+        first = (str(exc).strip().splitlines() or ["out of memory"])[0][:200]
+        raise TrialFailed(f"out of memory at step {last_step[0]} (seed {cfg.seed}): {first}") from None
+
+
+def final_eval_metrics(checkpoint_dir: str, final_eval: dict[str, Any]) -> dict[str, Any]:
+    """The engine on one checkpoint: `eval_tts/...` metrics and `eval_tts_figures` (JSON for Aim's plots)."""
+    from trm_core.infer.engine import run, spec_from_mapping  # torch: in the trial (module docstring)
+
+    spec, limit = spec_from_mapping(final_eval)
+    result = run([checkpoint_dir], spec, limit=limit)
+    return {**result.metrics, "eval_tts_figures": json.dumps(result.plot_data())}

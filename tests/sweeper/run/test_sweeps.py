@@ -1,0 +1,46 @@
+"""Sweep directories: a phase's directories in order, and `resume` of Tune state that an earlier layout
+of the sweeper saved (refused in one line, without unpickling it)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+
+from sweeper.run.sweeps import check_resumable, missing_modules, phase_dirs
+from sweeper.spec.resources import Node
+from trm_core.errors import UserError
+
+
+def _sweep_with_state(tmp_path, blob: bytes):
+    d = tmp_path / "s"
+    (d / "tune").mkdir(parents=True)
+    (d / "tune" / "tuner.pkl").write_bytes(blob)
+    (d / "sweep.json").write_text(json.dumps({"format": "sweeper.sweep/1", "name": "s", "spec": {}, "spec_file": "x"}))
+    return d
+
+
+def test_state_of_today_resumes(tmp_path):
+    d = _sweep_with_state(tmp_path, pickle.dumps(Node(cpu=1, gpu=0), protocol=4))
+    (d / "tune" / "searcher-state-1.pkl").write_text('{"points": [], "next": 0}')  # replicate's searcher: JSON
+    assert missing_modules(d) == []
+    check_resumable(d, json.loads((d / "sweep.json").read_text()))
+
+
+@pytest.mark.parametrize("protocol", [0, 4])
+def test_state_naming_a_module_this_version_lacks_is_refused_unread(tmp_path, protocol):
+    # Node's pickle with its module renamed (same length): a class the package once had, now gone
+    blob = pickle.dumps(Node(cpu=1, gpu=0), protocol=protocol)
+    blob = blob.replace(b"sweeper.spec.resources", b"sweeper.gone.resources")
+    d = _sweep_with_state(tmp_path, blob)
+    assert missing_modules(d) == ["sweeper.gone.resources"]
+    with pytest.raises(UserError, match=r"sweep s was saved by an earlier version of the sweeper: its Ray Tune state"
+                                        r" names sweeper.gone.resources, which this version does not have"):
+        check_resumable(d, json.loads((d / "sweep.json").read_text()))
+
+
+def test_phase_dirs_in_order(tmp_path):
+    for name in ("replicate_10", "replicate_2", "replicate_x", "other"):
+        (tmp_path / name).mkdir()
+    assert [p for p, _ in phase_dirs(tmp_path)] == ["search", "replicate_2", "replicate_10"]
