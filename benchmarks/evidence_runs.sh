@@ -24,10 +24,10 @@ K4="K4_same_puzzles=recursion.chains=4,train.batch_rows=0"
 K4R="K4_same_rows=recursion.chains=4,train.batch_rows=64"
 echo "=== E1 depth and ACT read-out, every methods arm $(date)"
 python benchmarks/evidence_tts.py $M --arms "$TRM;$RI;$RINI;$CGAR;$RT;$RN;$RS" --against depth=8,rule=last --jobs 2 \
-  --out $O/depth.json -- --depth 8,16,32,64 --select last,halt_first --limit $LIMIT | tee $O/depth.txt
+  --out $O/depth.json --plot $O/depth.png -- --depth 8,16,32,64 --select last,halt_first --limit $LIMIT | tee $O/depth.txt
 echo "=== E2 breadth, EqR arms $(date)"
 python benchmarks/evidence_tts.py $M --arms "$RI;$RINI" --against depth=16,breadth=1,rule=last --jobs 2 \
-  --out $O/breadth.json -- --depth 16 --breadth 1,4,16 --select last,top1_converged,top1_converged_paper,majority,prob_avg,oracle --limit $LIMIT | tee $O/breadth.txt
+  --out $O/breadth.json --plot $O/breadth.png -- --depth 16 --breadth 1,4,16 --select last,top1_converged,top1_converged_paper,majority,prob_avg,oracle --limit $LIMIT | tee $O/breadth.txt
 python benchmarks/evidence_tts.py $M --ensemble --arms "$TRM;$RINI" --jobs 2 \
   --out $O/methods_seeds.json -- --select last,halt_first,prob_avg,majority,oracle --limit $LIMIT | tee $O/methods_seeds.txt
 echo "=== E4 Ren & Liu: 6 cyclic digit relabellings, halted majority $(date)"
@@ -51,5 +51,5 @@ for b in recursion.latent_init=normal,recursion.damping=0.0 recursion.damping=0.
     "hard_methods_cpu:$b" --storage "$STORAGE" --no-aim --format md | grep "^On "
 done
 python -m sweeper report hard_wta_cpu --storage "$STORAGE" --no-aim --format md
-python benchmarks/time_to_target.py $M --target 0.75 --arms "$TRM;$RINI;$CGAR" --cost "CGAR=0:0.55,0.3:0.78,0.6:1"
+python benchmarks/time_to_target.py $M --target 0.75 --arms "$TRM;$RINI;$CGAR" --cost "CGAR=0:0.58,0.3:0.84,0.6:1;RI+NI=0:1.15"  # costs: bench_methods above
 echo "=== done $(date)"

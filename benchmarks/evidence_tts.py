@@ -16,6 +16,9 @@ seeds with a 95% bootstrap interval, and paired differences against one referenc
   comparison "more depth / more breadth / another rule helps the same model".
 - `--jobs N` runs N evaluations at once, each on cores / N threads. Wall seconds are printed but
   depend on the load; NFE (network evaluations per puzzle) does not.
+- `--plot FILE.png` draws exact accuracy (mean over seeds, bars: the 95% interval) against the axis
+  that varies (breadth if several, else depth), one line per arm and rule;
+  `--replot JSON --plot FILE.png [--plot-rules last]` redraws from a written `--out` without evaluating.
 
 The statistics are the reports' own (sweeper/report/stats.py: sample std, 10,000-resample percentile
 bootstrap; with 4 seeds read the interval as a description of the seeds).
@@ -30,6 +33,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,6 +44,12 @@ sys.path.insert(0, str(ROOT))
 from sweeper.report.stats import describe  # noqa: E402
 
 
+def fail(message: str) -> None:
+    """Bad input: one line on stderr, exit code 2."""
+    sys.stderr.write(f"error: {message}\n")
+    sys.exit(2)
+
+
 def parse_arms(text: str) -> dict[str, dict[str, str]]:
     arms = {}
     for part in filter(None, (p.strip() for p in text.split(";"))):
@@ -48,11 +58,11 @@ def parse_arms(text: str) -> dict[str, dict[str, str]]:
         for kv in filter(None, rest.split(",")):
             key, eq, value = kv.partition("=")
             if not eq:
-                sys.exit(f"error: an arm is NAME=key=value,key=value, but got '{part}'")
+                fail(f"an arm is NAME=key=value,key=value, but got '{part}'")
             pairs[key.strip()] = value.strip()
         arms[name.strip()] = pairs
     if not arms:
-        sys.exit(f"error: --arms needs at least one NAME=key=value, but got '{text}'")
+        fail(f"--arms needs at least one NAME=key=value, but got '{text}'")
     return arms
 
 
@@ -66,7 +76,7 @@ def _same(a: str, b: str) -> bool:
 def latest_checkpoint(trial_dir: Path) -> Path:
     ckpts = sorted(trial_dir.glob("checkpoint_*/checkpoint.pt"))
     if not ckpts:
-        sys.exit(f"error: {trial_dir} has no checkpoint_*/checkpoint.pt")
+        fail(f"{trial_dir} has no checkpoint_*/checkpoint.pt")
     return ckpts[-1]
 
 
@@ -80,7 +90,7 @@ def select(sweep: Path, wanted: dict[str, str]) -> list[tuple[int, Path]]:
         if all(_same(row.get(f"param:{k}", ""), v) for k, v in wanted.items()):
             missing = [k for k in wanted if f"param:{k}" not in row]
             if missing:
-                sys.exit(f"error: {sweep}/results.csv has no parameter {missing[0]}")
+                fail(f"{sweep}/results.csv has no parameter {missing[0]}")
             out.append((int(float(row["seed"])), latest_checkpoint(sweep / "tune" / f"trial_{row['trial_id']}")))
     return sorted(out)
 
@@ -92,7 +102,8 @@ def run_eval(ckpts: list[Path], flags: list[str], threads: int) -> dict:
                "--set", f"train.cpu_threads={threads}"]
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         if proc.returncode != 0:
-            sys.exit(f"error: {' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+            last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit code {proc.returncode}"
+            fail(f"trm_core eval of {', '.join(map(str, ckpts))} failed: {last}")
         return json.loads(out.read_text())
 
 
@@ -101,7 +112,7 @@ def parse_against(text: str) -> dict:
     for kv in filter(None, text.split(",")):
         k, _, v = kv.partition("=")
         if k not in ("depth", "breadth", "rule"):
-            sys.exit(f"error: --against takes depth=, breadth= and rule=, but got '{kv}'")
+            fail(f"--against takes depth=, breadth= and rule=, but got '{kv}'")
         out[k] = v if k == "rule" else int(v)
     return out
 
@@ -115,20 +126,71 @@ def fmt(d: dict, scale: float = 100.0, digits: int = 1) -> str:
     return s
 
 
+def plot(table: list[dict], path: Path, title: str) -> None:
+    import matplotlib  # only for --plot
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    axis = "breadth" if len({r["breadth"] for r in table}) > 1 else "depth"
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    lines: dict[tuple, list] = {}
+    for r in table:
+        lines.setdefault((r["arm"], r["rule"]), []).append(r)
+    arms = list(dict.fromkeys(a for a, _ in lines))
+    rules = list(dict.fromkeys(r for _, r in lines))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = ["-", "--", ":", "-."]
+    for (arm, rule), rows in lines.items():  # colour by rule and style by arm (one rule: colour by arm)
+        rows.sort(key=lambda r: r[axis])
+        if len({r[axis] for r in rows}) < 2:
+            continue
+        x = [r[axis] for r in rows]
+        y = [100 * r["exact_acc"]["mean"] for r in rows]
+        lo = [100 * (r["exact_acc"]["mean"] - r["exact_acc"]["ci_low"]) for r in rows]
+        hi = [100 * (r["exact_acc"]["ci_high"] - r["exact_acc"]["mean"]) for r in rows]
+        ax.errorbar(x, y, yerr=[lo, hi], marker="o", capsize=3, label=f"{arm} {rule}",
+                    color=colors[(rules.index(rule) if len(rules) > 1 else arms.index(arm)) % len(colors)],
+                    linestyle=styles[arms.index(arm) % len(styles)] if len(rules) > 1 else "-")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted({r[axis] for r in table}), [str(v) for v in sorted({r[axis] for r in table})])
+    ax.set_xlabel(axis)
+    ax.set_ylabel("exact %, mean over seeds (95% CI)")
+    ax.set_title(textwrap.fill(title, 90), fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
 def main() -> None:
     argv = sys.argv[1:]
     eval_flags = argv[argv.index("--") + 1:] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("sweep", type=Path, help="a sweep's folder (STORAGE/NAME, holding results.csv and tune/)")
-    p.add_argument("--arms", required=True, help="NAME=key=value,key=value;NAME=...")
+    p.add_argument("sweep", type=Path, nargs="?", help="a sweep's folder (STORAGE/NAME, holding results.csv and tune/)")
+    p.add_argument("--arms", help="NAME=key=value,key=value;NAME=...")
     p.add_argument("--ensemble", action="store_true", help="evaluate each arm's seeds as one ensemble")
     p.add_argument("--against", default="", help="depth=D,breadth=B,rule=R: paired differences to this cell")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--out", type=Path, help="write every number as JSON")
+    p.add_argument("--plot", type=Path, help="draw accuracy against breadth (or depth) to this PNG")
+    p.add_argument("--replot", type=Path, help="with --plot: redraw from a JSON written by --out, evaluate nothing")
+    p.add_argument("--plot-rules", default="", help="with --replot: only these rules (comma list)")
     args = p.parse_args(argv)
+    if args.replot:
+        if not args.plot:
+            fail("--replot needs --plot FILE.png")
+        data = json.loads(args.replot.read_text())
+        rows = [r for r in data["table"] if not args.plot_rules or r["rule"] in args.plot_rules.split(",")]
+        plot(rows, args.plot, f"{Path(data['sweep']).name}: trm_core eval {' '.join(data['eval_flags'])}")
+        return
+    if args.sweep is None or not args.arms:
+        fail("SWEEP and --arms are needed (or --replot JSON --plot FILE.png)")
     if not (args.sweep / "results.csv").is_file():
-        sys.exit(f"error: SWEEP must be a sweep's folder holding results.csv, but got '{args.sweep}'")
+        fail(f"SWEEP must be a sweep's folder holding results.csv, but got '{args.sweep}'")
     arms = parse_arms(args.arms)
     against = parse_against(args.against)
     threads = max(1, (os.cpu_count() or 1) // max(1, args.jobs))
@@ -137,7 +199,7 @@ def main() -> None:
     for name, wanted in arms.items():
         picked = select(args.sweep, wanted)
         if not picked:
-            sys.exit(f"error: arm {name} ({wanted}) matches no finished trial of {args.sweep}")
+            fail(f"arm {name} ({wanted}) matches no finished trial of {args.sweep}")
         if args.ensemble:
             jobs.append((name, [s for s, _ in picked], [c for _, c in picked]))
         else:
@@ -168,7 +230,7 @@ def main() -> None:
         if against:
             hits = [c for c in by_cell if all(c[("depth", "breadth", "rule").index(k)] == v for k, v in against.items())]
             if len(hits) != 1:
-                sys.exit(f"error: --against {args.against} must name exactly one cell of arm {name}, but it names {len(hits)}")
+                fail(f"--against {args.against} must name exactly one cell of arm {name}, but it names {len(hits)}")
             ref = {lab: acc for lab, acc, _ in by_cell[hits[0]]}
         for cell, vals in by_cell.items():
             acc = describe([a for _, a, _ in vals])
@@ -190,6 +252,8 @@ def main() -> None:
                                    "diagnostics": diags}, indent=1))
         os.replace(tmp, args.out)
         print(f"\nwrote {args.out}")
+    if args.plot:
+        plot(table, args.plot, f"{args.sweep.name}: trm_core eval {' '.join(eval_flags)}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python benchmarks/time_to_target.py runs/sweeps/hard_methods_cpu --target 0.75 \\
         --arms "TRM=recursion.depth_schedule=constant,recursion.latent_init=fixed,recursion.damping=0.0;CGAR=recursion.depth_schedule=cgar" \\
-        --cost "CGAR=0:0.55,0.3:0.78,0.6:1"
+        --cost "CGAR=0:0.58,0.3:0.84,0.6:1"
 
 For each finished trial of an arm (results.csv's `param:` columns equal every value) it reads Tune's
 per-trial `progress.csv` (one row per evaluation) and reports the first evaluated step whose
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from evidence_tts import fmt, parse_arms, _same  # noqa: E402
+from evidence_tts import _same, fail, fmt, parse_arms  # noqa: E402
 from sweeper.report.stats import describe  # noqa: E402
 
 
@@ -36,9 +36,9 @@ def parse_cost(text: str) -> dict[str, list[tuple[float, float]]]:
         try:
             stages = sorted((float(a), float(b)) for a, b in (s.split(":") for s in sched.split(",")))
         except ValueError:
-            sys.exit(f"error: --cost is NAME=progress:cost,progress:cost;..., but got '{part}'")
+            fail(f"--cost is NAME=progress:cost,progress:cost;..., but got '{part}'")
         if not stages or stages[0][0] != 0:
-            sys.exit(f"error: a --cost schedule must start at progress 0, but got '{part}'")
+            fail(f"a --cost schedule must start at progress 0, but got '{part}'")
         out[name.strip()] = stages
     return out
 
