@@ -139,7 +139,8 @@ RULE_EXAMPLES = [("name", "my sweep", False), ("mode", "maximize", False), ("see
                  ("search.num_samples", 0.5, False), ("search.sampler", "tpee", False), ("resources.cpu", 0, False),
                  ("failure.max_retries", -1, False), ("failure.max_failed_trials", "2", False),
                  ("time_budget_s", float("inf"), False), ("serach", {}, False), ("base", None, True),
-                 ("space", None, True), ("base.preset", None, True), ("name", None, True)]
+                 ("space", None, True), ("base.preset", None, True), ("name", None, True),
+                 ("resources.gpu", 1, False)]  # a GPU spec without cpu_variant on this CPU machine: it says there is none
 
 
 def _with_examples(test):
