@@ -58,6 +58,16 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def probe_writable(folder: str | os.PathLike) -> None:
+    """Create `folder` (and missing parents), then write and remove a file in it: an OSError now rather
+    than after hours of work. Callers turn the OSError into their own one-line UserError."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".write_probe.{os.getpid()}"
+    probe.write_text("")
+    probe.unlink()
+
+
 class OneLineArgumentParser(argparse.ArgumentParser):
     """argparse, but a bad flag prints one line (`error: ...`) and exits 2, without the usage block."""
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from trm_core.cli import data_build_command
 from trm_core.data.store import read_meta
-from trm_core.errors import UserError
+from trm_core.errors import UserError, probe_writable
 
 from sweeper.errors import SpecError
 from sweeper.run.sweeps import never_started
@@ -50,10 +50,7 @@ def check_dir(path: Path, key: str, create: bool) -> None:
             raise UserError(f"{key}: {path} cannot be created or written: {parent} is not writable")
         return
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write_probe.{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
+        probe_writable(path)
     except OSError as exc:
         raise UserError(f"{key}: {path} cannot be created or written: {exc.strerror or exc}") from None
 

@@ -20,7 +20,7 @@ import os
 import sys
 from pathlib import Path
 
-from trm_core.errors import UserError, write_text_atomic
+from trm_core.errors import UserError, probe_writable, write_text_atomic
 from trm_core.cli_args import add_common, overrides, warn
 
 ENGINE_FLAGS = ("depth", "breadth", "transforms", "act", "select", "json", "plot", "max_batch", "noise_beta",
@@ -110,10 +110,7 @@ def _probe_writable(folder: Path, flag: str, given: str) -> None:
     """Create `folder` (and missing parents) and a file in it, then remove what was created."""
     created = [p for p in [folder, *folder.parents] if not p.exists()]
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write_probe.{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
+        probe_writable(folder)
     except OSError as exc:
         raise UserError(f"{flag} {given}: cannot write there: {exc.strerror or exc}") from None
     finally:

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from trm_core.cli_args import add_common, add_progress_flag, overrides, warn
-from trm_core.errors import OneLineArgumentParser, UserError
+from trm_core.errors import OneLineArgumentParser, UserError, probe_writable
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", "final.json", "checkpoints")
 """What a training run writes into its directory (--overwrite removes exactly these)."""
@@ -92,10 +92,7 @@ def prepare_run_dir(out: str | None, resume: Path | None, overwrite: bool) -> Pa
             target = path / name
             shutil.rmtree(target) if target.is_dir() else target.unlink()
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write_probe.{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
+        probe_writable(path)
     except OSError as exc:
         raise UserError(f"--out {out}: cannot write the run directory: {exc.strerror or exc}") from None
     if continuing:
