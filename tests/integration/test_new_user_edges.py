@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from sweep_helpers import good, write_spec
+from sweep_helpers import small_spec_file, write_spec
 
 from sweeper.aim.repo import query_runs
 from sweeper.run.table import read_table
@@ -37,13 +37,7 @@ def sweeper(*args, cwd, timeout=600) -> subprocess.CompletedProcess:
 
 
 def spec_file(root: Path, name: str, num_samples: int, **update) -> str:
-    raw = good()
-    raw.update(name=name, seeds=[0], scheduler="none", storage=str(root / "sweeps"),
-               aim={"repo": str(root / "aim"), "experiment": name}, failure={"max_retries": 0})
-    raw["base"]["overrides"].update(TRIAL)
-    raw["search"] = {"sampler": "random", "seed": 0, "num_samples": num_samples, "max_concurrent": 1}
-    raw.update(update)
-    return write_spec(root / f"{name}.yaml", raw)
+    return small_spec_file(root, name, num_samples, TRIAL, **update)
 
 
 def snapshot(d: Path) -> dict[str, bytes]:

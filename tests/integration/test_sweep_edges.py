@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sweep_helpers import LONG_TRIAL, good, trial_training, trials_ended, write_spec
+from sweep_helpers import LONG_TRIAL, small_spec_file, trial_training, trials_ended, write_spec
 
 from sweeper.aim.repo import query_runs
 from sweeper.run.table import read_table
@@ -46,13 +46,7 @@ def start(*args, cwd, log: Path) -> subprocess.Popen:
 
 
 def spec_file(tmp_path: Path, name: str, num_samples: int, **update) -> str:
-    raw = good()
-    raw.update(name=name, seeds=[0], scheduler="none", storage=str(tmp_path / "sweeps"),
-               aim={"repo": str(tmp_path / "aim"), "experiment": name}, failure={"max_retries": 0})
-    raw["base"]["overrides"].update(TINY_TRIAL)
-    raw["search"] = {"sampler": "random", "seed": 0, "num_samples": num_samples, "max_concurrent": 1}
-    raw.update(update)
-    return write_spec(tmp_path / f"{name}.yaml", raw)
+    return small_spec_file(tmp_path, name, num_samples, TINY_TRIAL, **update)
 
 
 def signal_when(proc: subprocess.Popen, d: Path, n_ended: int, sig: int, timeout_s: float = 900) -> int:

@@ -56,6 +56,19 @@ def write_spec(path: Path, data: dict[str, Any]) -> str:
     return str(path)
 
 
+def small_spec_file(root: Path, name: str, num_samples: int, trial: dict[str, Any], **update) -> str:
+    """GOOD as a one-seed sweep `name` of `num_samples` random configurations, one trial at a time, no
+    scheduler or retries, storage and Aim under `root`, `trial` overrides on the base config, then
+    `update` on the top-level keys; written to root/NAME.yaml."""
+    raw = good()
+    raw.update(name=name, seeds=[0], scheduler="none", storage=str(root / "sweeps"),
+               aim={"repo": str(root / "aim"), "experiment": name}, failure={"max_retries": 0})
+    raw["base"]["overrides"].update(trial)
+    raw["search"] = {"sampler": "random", "seed": 0, "num_samples": num_samples, "max_concurrent": 1}
+    raw.update(update)
+    return write_spec(root / f"{name}.yaml", raw)
+
+
 # Overrides for trials that a test interrupts or kills. A trial reports to Tune at its evaluations,
 # so after its first report (step 50) it trains 150 more steps, seconds even on a fast machine:
 # the signal lands while it trains.
