@@ -66,11 +66,25 @@ def parse_arms(text: str) -> dict[str, dict[str, str]]:
     return arms
 
 
-def _same(a: str, b: str) -> bool:
+def same_value(a: str, b: str) -> bool:
+    """results.csv's text against an arm's: numbers by value (0.0 == 0), anything else as text."""
     try:
         return float(a) == float(b)
     except ValueError:
         return a == b
+
+
+def finished_rows(sweep: Path, name: str, wanted: dict[str, str]) -> list[dict[str, str]]:
+    """results.csv rows of the finished trials whose sampled parameters equal every value of `wanted`;
+    a parameter the sweep does not have, or an arm that matches nothing, is refused."""
+    rows = list(csv.DictReader((sweep / "results.csv").read_text().splitlines()))
+    missing = [k for k in wanted if rows and f"param:{k}" not in rows[0]]
+    if missing:
+        fail(f"arm {name}: {sweep}/results.csv has no parameter {missing[0]}")
+    out = [r for r in rows if r["status"] == "done" and all(same_value(r[f"param:{k}"], v) for k, v in wanted.items())]
+    if not out:
+        fail(f"arm {name} ({wanted}) matches no finished trial of {sweep}")
+    return out
 
 
 def latest_checkpoint(trial_dir: Path) -> Path:
@@ -80,19 +94,10 @@ def latest_checkpoint(trial_dir: Path) -> Path:
     return ckpts[-1]
 
 
-def select(sweep: Path, wanted: dict[str, str]) -> list[tuple[int, Path]]:
-    """(seed, checkpoint) of each finished trial whose parameters match `wanted`, by seed."""
-    rows = list(csv.DictReader(open(sweep / "results.csv")))
-    out = []
-    for row in rows:
-        if row["status"] != "done":
-            continue
-        if all(_same(row.get(f"param:{k}", ""), v) for k, v in wanted.items()):
-            missing = [k for k in wanted if f"param:{k}" not in row]
-            if missing:
-                fail(f"{sweep}/results.csv has no parameter {missing[0]}")
-            out.append((int(float(row["seed"])), latest_checkpoint(sweep / "tune" / f"trial_{row['trial_id']}")))
-    return sorted(out)
+def select(sweep: Path, name: str, wanted: dict[str, str]) -> list[tuple[int, Path]]:
+    """(seed, final checkpoint) of each finished trial of the arm, by seed."""
+    return sorted((int(float(r["seed"])), latest_checkpoint(sweep / "tune" / f"trial_{r['trial_id']}"))
+                  for r in finished_rows(sweep, name, wanted))
 
 
 def run_eval(ckpts: list[Path], flags: list[str], threads: int) -> dict:
@@ -197,9 +202,7 @@ def main() -> None:
 
     jobs = []  # (arm, seeds, checkpoints)
     for name, wanted in arms.items():
-        picked = select(args.sweep, wanted)
-        if not picked:
-            fail(f"arm {name} ({wanted}) matches no finished trial of {args.sweep}")
+        picked = select(args.sweep, name, wanted)
         if args.ensemble:
             jobs.append((name, [s for s, _ in picked], [c for _, c in picked]))
         else:

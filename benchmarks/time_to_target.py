@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from evidence_tts import _same, fail, fmt, parse_arms  # noqa: E402
+from evidence_tts import fail, finished_rows, fmt, parse_arms  # noqa: E402
 from sweeper.report.stats import describe  # noqa: E402
 
 
@@ -56,18 +56,18 @@ def main() -> None:
     p.add_argument("--cost", default="", help="NAME=progress:cost,...;NAME=... (arms not named cost 1 per step)")
     args = p.parse_args()
     arms, costs = parse_arms(args.arms), parse_cost(args.cost)
-    rows = [r for r in csv.DictReader(open(args.sweep / "results.csv")) if r["status"] == "done"]
+    if not (args.sweep / "results.csv").is_file():
+        fail(f"SWEEP must be a sweep's folder holding results.csv, but got '{args.sweep}'")
+    trials = {name: finished_rows(args.sweep, name, wanted) for name, wanted in arms.items()}  # bad arms refused first
     print(f"| arm | seeds | first eval step with exact >= {args.target:.0%} | baseline-step equivalents | final exact % | wall s |")
     print("|---|---|---|---|---|---|")
-    for name, wanted in arms.items():
+    for name, rows in trials.items():
         steps, equiv, final, wall, missed = [], [], [], [], 0
         for r in rows:
-            if not all(_same(r.get(f"param:{k}", ""), v) for k, v in wanted.items()):
-                continue
             total = int(float(r["steps_target"]))
+            progress = (args.sweep / "tune" / f"trial_{r['trial_id']}" / "progress.csv").read_text().splitlines()
             curve = [(int(float(e["step"])), float(e["eval/exact_acc"]))
-                     for e in csv.DictReader(open(args.sweep / "tune" / f"trial_{r['trial_id']}" / "progress.csv"))
-                     if e.get("eval/exact_acc")]
+                     for e in csv.DictReader(progress) if e.get("eval/exact_acc")]
             hit = next((s for s, a in curve if a >= args.target), None)
             final.append(float(r["eval/exact_acc"]))
             wall.append(float(r["wall_s"]))

@@ -116,7 +116,7 @@ CHAIN_REDUCTIONS: Registry[ChainReduction] = Registry("chain reduction", "loss.c
 @CHAIN_REDUCTIONS.register("wta")
 def winner_takes_all(values: torch.Tensor, winner: torch.Tensor, live: Optional[torch.Tensor]) -> torch.Tensor:
     """SIC: only the chain with the lowest cross entropy trains (K = 1: the one chain)."""
-    return values.gather(1, winner[:, None]).squeeze(1)
+    return pick(values, winner)
 
 
 @CHAIN_REDUCTIONS.register("mean")

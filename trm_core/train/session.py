@@ -1,6 +1,6 @@
 """A training session: everything that changes while training, how it is built, saved and restored.
 
-`load_data(cfg)` opens the dataset, the TrainStream and the held-out sets; `build_session` makes the
+The data it trains on comes from `trm_core.data.load.load_data(cfg)`; `build_session` makes the
 model (in the forward dtype train.precision asks for), its EMA, the optimiser recipe, the empty ACT
 batch and the run's random streams (trm_core.rng); `checkpoint_payload` / `restore` round-trip it.
 """
