@@ -8,6 +8,7 @@
     python -m sweeper report NAME [B] [--metric M] [--format md,html] [--out DIR]
     python -m sweeper submit SPEC [--set ...] [--address http://HOST:8265]   # a Ray job (sweeper/jobs.py)
     python -m sweeper jobs [--address ...] [--logs JOB];  python -m sweeper stop JOB [--address ...]
+    python -m sweeper preempt-node [--node-id ID] [--grace S]   # before a node stops (sweeper/nodes.py)
 
 Every user error is one line on stderr with exit code 2 (trm_core.errors.run_cli); names, paths,
 the cluster address, the data and the resources a trial needs are checked before Ray starts and
@@ -29,7 +30,7 @@ from trm_core.config import to_dict
 from trm_core.errors import OneLineArgumentParser, add_set_flag, run_cli
 from trm_core.cli_args import add_progress_flag
 
-from sweeper import jobs
+from sweeper import jobs, nodes
 from sweeper.run import cluster, preflight, progress
 from sweeper.run.sweeps import (check_resumable, find_sweep, finished_text, format_ls, latest_unfinished, read_record,
                                 spec_for_resume)
@@ -62,6 +63,7 @@ def build_parser() -> OneLineArgumentParser:
     sync.add_argument("--storage", help="storage root holding the sweep (default runs/sweeps)")
     add_report_commands(sub)
     jobs.add_job_commands(sub)
+    nodes.add_node_commands(sub)
     return parser
 
 
@@ -233,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"run": cmd_run, "resume": cmd_resume, "ls": cmd_ls, "aim-sync": cmd_aim_sync,
                 "replicate": cmd_replicate, "report": cmd_report}
-    return {**commands, **jobs.COMMANDS}[args.command](args)
+    return {**commands, **jobs.COMMANDS, **nodes.COMMANDS}[args.command](args)
 
 
 def entry() -> None:

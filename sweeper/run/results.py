@@ -25,7 +25,7 @@ from ray import tune
 from sweeper.run import interrupt
 from sweeper.run.progress import ProgressLine
 from sweeper.run.table import trial_row, write_atomic, write_json_atomic
-from sweeper.run.trial import DIVERGED_KEY, SweepBase, TrialSetup
+from sweeper.run.trial import DIVERGED_KEY, PREEMPTED_KEY, SweepBase, TrialSetup
 
 
 class TrialResults(tune.Callback):
@@ -77,7 +77,8 @@ class TrialResults(tune.Callback):
         self._save_times()
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        if self.base.metric not in result and DIVERGED_KEY not in result and not self._said_no_metric:
+        quiet = DIVERGED_KEY in result or PREEMPTED_KEY in result  # no metric there, on purpose
+        if self.base.metric not in result and not quiet and not self._said_no_metric:
             self._said_no_metric = True
             reported = ", ".join(sorted(k for k in result if "/" in k)[:8])
             self.line.out().write(f"\nwarning: trial {trial.trial_id} reported no {self.base.metric} (it reports"

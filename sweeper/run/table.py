@@ -19,7 +19,7 @@ import pandas as pd
 
 from trm_core.errors import write_text_atomic
 
-from sweeper.run.trial import DIVERGED_KEY, SCORED, STATUS, TrialSetup
+from sweeper.run.trial import DIVERGED_KEY, PREEMPTED_KEY, SCORED, STATUS, TrialSetup
 
 IDENTITY = ["trial_id", "config_id", "seed", "aim_run"]
 STATE = ["status", "step", "steps_target", "retries", "started_at", "ended_at", "wall_s", "error"]
@@ -72,7 +72,7 @@ def trial_row(trial, setup: TrialSetup, metric: str, times: dict[str, Any], aim_
     row.update({f"param:{k}": v for k, v in setup.params.items()})
     row[metric] = last.get(metric)
     metrics = {k: v for k, v in last.items() if "/" in k and not k.startswith("config/") and k != metric
-               and k != DIVERGED_KEY and isinstance(v, (int, float, str, bool))}
+               and k not in (DIVERGED_KEY, PREEMPTED_KEY) and isinstance(v, (int, float, str, bool))}
     row.update(dict(sorted(metrics.items())))
     return row
 

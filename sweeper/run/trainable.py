@@ -26,16 +26,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+from contextlib import nullcontext
 from typing import Any
 
 from ray import tune
 
 from trm_core.errors import TrainingDiverged, UserError
 
-from sweeper.run.trial import DIVERGED_KEY, SweepBase
+from sweeper.run import preempt
+from sweeper.run.trial import DIVERGED_KEY, PREEMPTED_KEY, RESUMED_KEY, SweepBase
 
 log = logging.getLogger("sweeper.trial")
 _SAID_CPU_FALLBACK = False
+preempt.install()  # a worker imports this module on its main thread: SIGTERM saves the step (preempt.py)
 
 
 def pick_device(gpu: float) -> str:
@@ -80,6 +83,12 @@ def inject_fault(seed: int) -> None:
 def resume_point(tune_checkpoint_dir: str | None, out_dir: str) -> str | None:
     """The newest readable checkpoint among Tune's (the last one reported) and the trainer's own run
     directory (newer when the trial saved on its way out); unreadable ones are reported and skipped."""
+    found = resume_step_and_point(tune_checkpoint_dir, out_dir)
+    return found[1] if found else None
+
+
+def resume_step_and_point(tune_checkpoint_dir: str | None, out_dir: str) -> tuple[int, str] | None:
+    """resume_point with the checkpoint's step."""
     from trm_core.checkpoint import latest_valid_checkpoint, load_checkpoint  # torch: in the trial
 
     found: list[tuple[int, str]] = []
@@ -91,7 +100,7 @@ def resume_point(tune_checkpoint_dir: str | None, out_dir: str) -> str | None:
     own = latest_valid_checkpoint(out_dir, warn=lambda m: log.warning("%s", m))
     if own is not None:
         found.append((int(load_checkpoint(own)["step"]), str(own)))
-    return max(found)[1] if found else None
+    return max(found) if found else None
 
 
 def run_trial(config: dict[str, Any], base: SweepBase) -> None:
@@ -100,6 +109,7 @@ def run_trial(config: dict[str, Any], base: SweepBase) -> None:
     import torch  # torch and the trainer load here, in the trial, not at the worker's start (module docstring)
 
     from trm_core.train import train  # as torch
+    from trm_core.train.signals import Stopped
 
     os.environ.setdefault("TQDM_DISABLE", "1")  # the trainer's bar would interleave across trials
     cfg = base.trainer_config(config)
@@ -112,6 +122,7 @@ def run_trial(config: dict[str, Any], base: SweepBase) -> None:
 
     # an eval_tts metric exists only after training: earlier results carry NaN (Tune wants the key)
     pending = {base.metric: float("nan")} if base.metric.startswith("eval_tts/") else {}
+    resumed: dict[str, int] = {}
 
     def report(metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
         last_step[0] = int(metrics.get("step", last_step[0]))
@@ -119,19 +130,26 @@ def run_trial(config: dict[str, Any], base: SweepBase) -> None:
         tts = {}
         if base.final_eval is not None and checkpoint_dir and "final/exact_acc" in metrics:
             tts = final_eval_metrics(checkpoint_dir, base.final_eval)
-        tune.report({**pending, **metrics, **tts}, checkpoint=checkpoint)
+        tune.report({**pending, **resumed, **metrics, **tts}, checkpoint=checkpoint)
 
     try:
         inject_fault(cfg.seed)
         checkpoint = tune.get_checkpoint()
-        if checkpoint is None:
-            start = resume_point(None, out_dir)
-            train(cfg, report=report, out_dir=out_dir, resume_from=start)
-            return
-        with checkpoint.as_directory() as ckpt_dir:
-            start = resume_point(ckpt_dir, out_dir)
-            log.warning("trial resumes from checkpoint %s", start)
-            train(cfg, report=report, out_dir=out_dir, resume_from=start)
+        with preempt.training(), (checkpoint.as_directory() if checkpoint else nullcontext()) as ckpt_dir:
+            start = resume_step_and_point(ckpt_dir, out_dir)
+            if start is not None:
+                log.warning("trial resumes from checkpoint %s", start[1])
+                resumed[RESUMED_KEY] = start[0]  # in every result of this worker: where it went on from
+            train(cfg, report=report, out_dir=out_dir, resume_from=start and start[1])
+    except Stopped as stop:  # SIGTERM (a preempted node): the trainer saved the step it reached
+        took = preempt.seconds_since_signal()
+        if stop.checkpoint and stop.step != last_step[0]:  # at an evaluation's step Tune has it already
+            # Reported, Tune keeps it in the sweep's storage and a retry on any node starts from it.
+            tune.report({**pending, "step": stop.step, PREEMPTED_KEY: stop.signame},
+                        checkpoint=tune.Checkpoint.from_directory(stop.checkpoint))
+        where = "checkpoint saved" if stop.checkpoint else "no checkpoint"
+        raise preempt.TrialPreempted(f"stopped by {stop.signame} at step {stop.step} ({where} "
+                                     f"{took or 0:.1f} s after the signal); Tune retries it from there") from None
     except TrainingDiverged as exc:
         # The last result: no metric (ASHA skips it, Optuna is told the configuration failed), the reason.
         tune.report({"step": exc.step, DIVERGED_KEY: exc.reason})

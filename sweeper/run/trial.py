@@ -31,6 +31,11 @@ TRIAL_INDEX = "__trial_index__"
 """ray.tune.search.repeater.TRIAL_INDEX: the Repeater's repeat number in a sample (test_trial checks it)."""
 DIVERGED_KEY = "trial/diverged"
 """Set in a trial's last result when the trainer stopped it for a non-finite loss (sweeper.run.trainable)."""
+RESUMED_KEY = "trial/resumed_at_step"
+"""In every result of a worker that went on from a checkpoint (a retry, a resume): that checkpoint's step."""
+PREEMPTED_KEY = "trial/preempted"
+"""Set (to the signal's name) in the result that carries the checkpoint a trial saved on SIGTERM
+(sweeper.run.preempt); it has no metric, and the retry's results follow it."""
 STATUS = {"TERMINATED": "done", "ERROR": "error", "RUNNING": "running", "PENDING": "pending", "PAUSED": "paused"}
 """A trial's status in results.csv, from Tune's (sweeper.run.table.trial_status refines `done`)."""
 ENDED = ("done", "stopped_early", "diverged", "error")

@@ -7,8 +7,9 @@ chosen free. Each `ray start --block` runs in its own process group, which the f
 then KILL) even when a test fails. The sweep: search_spaces/quickstart.yaml shrunk with --set to 2
 trials of 200 steps, submitted from a working directory holding only the spec, so relative storage
 and aim.repo must reach the job as absolute paths under that directory. One trial starts on each
-node; the second node is stopped after its trial's first checkpoint, and that trial must finish on
-the head from the checkpoint.
+node; the second node is preempted after its trial's first checkpoint (`sweeper preempt-node`: the
+trial gets SIGTERM and saves the step it reached; then the node's processes get SIGTERM), and that
+trial must finish on the head from that step.
 """
 
 from __future__ import annotations
@@ -151,8 +152,17 @@ def node_of_pids(cluster) -> dict[int, str]:
     return {w["pid"]: w["node_id"] for w in r.json()["data"]["result"]["result"] if w.get("pid")}
 
 
+def preempt_and_stop(cluster) -> subprocess.CompletedProcess:
+    """Stop the second node as a preempted one is stopped: `sweeper preempt-node` (its trials get SIGTERM
+    and save the step they reached), then the node's own processes get SIGTERM (the pod's termination)."""
+    r = subprocess.run([sys.executable, "-m", "sweeper", "preempt-node", "--node-id", cluster["worker_node"],
+                        "--grace", "60"], env=cluster["env"], capture_output=True, text=True, timeout=120)
+    stop_group(cluster["worker_proc"])
+    return r
+
+
 def stop_second_node_after_a_checkpoint(cluster, sweep: Path, submit: subprocess.Popen) -> dict:
-    """Once the trial on the second node has reported step >= 10 (a checkpoint), stop that node."""
+    """Once the trial on the second node has reported step >= 10 (a checkpoint), preempt and stop that node."""
     deadline = time.time() + 300
     while time.time() < deadline and submit.poll() is None:
         try:
@@ -163,8 +173,7 @@ def stop_second_node_after_a_checkpoint(cluster, sweep: Path, submit: subprocess
             if 10 <= (t.get("last_step") or 0) < STEPS and t.get("pid"):
                 with contextlib.suppress(requests.RequestException, KeyError, ValueError):
                     if node_of_pids(cluster).get(t["pid"]) == cluster["worker_node"]:
-                        stop_group(cluster["worker_proc"])
-                        return {"trial": tid, "pid": t["pid"], "step": t["last_step"]}
+                        return {"trial": tid, "pid": t["pid"], "step": t["last_step"], "preempt": preempt_and_stop(cluster)}
         time.sleep(0.2)
     return {}
 
@@ -221,6 +230,16 @@ def test_trials_ran_on_both_nodes_and_the_stopped_one_moved(cluster, submitted):
     new_worker = [r for r in moved if r["pid"] != killed["pid"]]
     assert new_worker and {r["pid"] for r in new_worker} <= head_pids, moved
     assert new_worker[0]["iterations_since_restore"] == 1 and new_worker[0]["step"] > 10, moved
+    # SIGTERM (preempt-node) reached the trial between two evaluations: it saved the step it was on,
+    # and the head went on from that step, not from its last evaluation's checkpoint.
+    preempt = killed["preempt"]
+    assert preempt.returncode == 0 and f"pid {killed['pid']}: exited after" in preempt.stdout, preempt.stdout + preempt.stderr
+    print(preempt.stdout)  # what each worker did, and how long it took (pytest -s)
+    reached = max(r["step"] for r in moved if r["pid"] == killed["pid"])  # its preempted result, or an evaluation's
+    assert reached > killed["step"] and all(r["trial/preempted"] == "SIGTERM" for r in moved if r.get("trial/preempted")
+                                            ), moved
+    assert {r["trial/resumed_at_step"] for r in new_worker} == {reached}, [
+        (r["step"], r["pid"], r.get("trial/preempted"), r.get("trial/resumed_at_step")) for r in moved]
     table = read_table(submitted["sweep"] / "results.csv").set_index("trial_id")
     assert table.loc[killed["trial"], "retries"] == 1 and table.loc[killed["trial"], "step"] == STEPS
 

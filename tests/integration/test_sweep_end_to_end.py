@@ -220,6 +220,62 @@ def test_killed_trial_retries_from_its_checkpoint(ray_cluster, tmp_path):
     assert len(query_runs(tmp_path / "aim", "retry")) == 1
 
 
+def test_sigterm_to_a_worker_saves_the_step_it_reached(ray_cluster, tmp_path):
+    """SIGTERM to the trial's worker between two evaluations (as a preempted node delivers it): the
+    trainer finishes the step in progress, checkpoints there and Tune retries the trial from that step
+    (sweeper.run.preempt): every step is trained once (the trainer logs each one), results.csv counts
+    the retry, and the Aim run is continued, not duplicated."""
+    steps, every = 300, 50
+    raw = good()
+    raw.update(name="preempt", seeds=[0], scheduler="none", failure={"max_retries": 1},
+               storage=str(tmp_path / "sweeps"), aim={"repo": str(tmp_path / "aim")})
+    raw["search"] = {"sampler": "random", "seed": 0, "num_samples": 1}
+    raw["base"]["overrides"].update({"train.steps": steps, "train.eval_interval": every, "train.log_interval": 1})
+    spec = write_spec(tmp_path / "preempt.yaml", raw)
+    d = tmp_path / "sweeps" / "preempt"
+    signalled: dict = {}
+
+    def sigterm_after_first_checkpoint():
+        deadline = time.time() + 900  # a loaded 2-core machine
+        while time.time() < deadline:
+            try:
+                times = json.loads((d / "trial_times.json").read_text())
+            except (OSError, ValueError):
+                times = {}
+            for tid, t in times.items():
+                if (t.get("last_step") or 0) >= every and t.get("pid"):
+                    os.kill(t["pid"], signal.SIGTERM)
+                    signalled.update(trial=tid, step=t["last_step"], pid=t["pid"])
+                    return
+            time.sleep(0.05)
+
+    signaller = threading.Thread(target=sigterm_after_first_checkpoint, daemon=True)
+    signaller.start()
+    assert main(["run", spec]) == 0
+    signaller.join(timeout=5)
+    assert signalled and signalled["step"] == every, signalled
+    row = read_table(d / "results.csv").iloc[0]
+    assert row["status"] == "done" and row["retries"] == 1 and row["step"] == steps, row.to_dict()
+    trial_dir = d / "tune" / f"trial_{signalled['trial']}"
+    rows = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
+    stopped = [r for r in rows if r.get("trial/preempted")]
+    # The worker got the signal after its step-50 report and saved the step it was on when it finished.
+    assert len(stopped) == 1 and stopped[0]["trial/preempted"] == "SIGTERM", rows
+    at = stopped[0]["step"]
+    assert every < at < 2 * every and stopped[0]["pid"] == signalled["pid"], stopped
+    steps_reported = [r["step"] for r in rows]
+    assert steps_reported == sorted(set(steps_reported)) and steps_reported[-1] == steps, steps_reported
+    new_worker = [r for r in rows if r["pid"] != signalled["pid"]]
+    assert new_worker and new_worker[0]["iterations_since_restore"] == 1 and new_worker[0]["step"] == 2 * every
+    assert {r["trial/resumed_at_step"] for r in new_worker} == {at}, new_worker  # from the saved step
+    # The trainer logs every step (train.log_interval 1): none twice, none missing, across both workers.
+    logged = [json.loads(line)["step"] for line in (trial_dir / "trainer" / "metrics.jsonl").read_text().splitlines()
+              if '"train/loss"' in line and '"eval/exact_acc"' not in line]  # eval lines repeat the train stats
+    assert logged == list(range(1, steps + 1)), [s for s in logged if logged.count(s) > 1][:10]
+    assert all(r["time/stop_grace_s"] > 0 for r in rows if "eval/exact_acc" in r)
+    assert len(query_runs(tmp_path / "aim", "preempt")) == 1
+
+
 def test_interrupted_sweep_resumes_where_it_stopped(ray_cluster, tmp_path):
     """Ctrl-C (SIGINT to the driver) after the first trial ends; `resume` finishes the rest, keeps the
     finished trial as it was and continues the same Aim runs."""

@@ -305,3 +305,12 @@ def test_replicate_set_refuses_what_would_be_a_new_sweep(tmp_path, one_line_erro
                      "replicate --set metric: a replicate phase takes resources.cpu, resources.gpu,"
                      " search.max_concurrent, failure.max_retries or trainer config keys",
                      "python -m sweeper run SPEC --set metric=eval/cell_acc")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--grace", "0"], ["--grace must be a number of seconds > 0", "got 0"]),
+    (["--grace", "soon"], ["--grace", "soon"]),
+    (["--node-id", "nope"], ["--node-id must be a Ray node running on this machine", "'nope'"]),
+])
+def test_preempt_node_refuses_bad_flags_in_one_line(args, words, one_line_error):
+    one_line_error(_cli("preempt-node", *args), *words)

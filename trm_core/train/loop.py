@@ -146,6 +146,9 @@ class RunOutput:
     def __init__(self, s: Session, report: Optional[Report], out_dir: str | os.PathLike | None, data: Data):
         self.s, self.report, self.data = s, report, data
         self.out = Path(out_dir) if out_dir is not None else None
+        # The longest training step and evaluation (with its checkpoint) so far: a stop request waits
+        # for at most one of each, then one checkpoint (`stop_grace_s`).
+        self.max_step_s = self.max_eval_s = self.ckpt_s = 0.0
         self.metrics_file = None
         # checkpoints go to out_dir; without one, to a temp dir only if someone is told about them
         self.ckpt_root = self.out / "checkpoints" if self.out else None
@@ -175,6 +178,7 @@ class RunOutput:
         (train.eval_max_puzzles), else the same numbers as eval/*.
         """
         s, t = self.s, self.s.cfg.train
+        t_eval = time.perf_counter()
         metrics = {"step": s.step, "model/n_params": s.model.n_params(), **train_metrics,
                    **self._evaluate(self.data.eval_set, "eval/")}
         if last or (t.target_exact_acc > 0 and metrics["eval/exact_acc"] >= t.target_exact_acc):
@@ -185,12 +189,25 @@ class RunOutput:
         metrics["time/elapsed_s"] = s.sync_clock()
         ckpt_dir = None
         if self.ckpt_root is not None:
-            payload = checkpoint_payload(s)
-            ckpt_dir = str(ckpt.save_checkpoint(payload, self.ckpt_root, s.step, s.cfg.train.keep_checkpoints))
+            ckpt_dir = self.save_checkpoint()
+        self.max_eval_s = max(self.max_eval_s, time.perf_counter() - t_eval)
+        metrics["time/stop_grace_s"] = self.stop_grace_s()
         self.log(metrics)
         if self.report is not None:
             self.report(metrics, ckpt_dir)
         return metrics
+
+    def save_checkpoint(self) -> str:
+        t0 = time.perf_counter()
+        path = ckpt.save_checkpoint(checkpoint_payload(self.s), self.ckpt_root, self.s.step,
+                                    self.s.cfg.train.keep_checkpoints)
+        self.ckpt_s = time.perf_counter() - t0
+        return str(path)
+
+    def stop_grace_s(self) -> float:
+        """The most a stop request (SIGINT/SIGTERM, train/signals.py) can wait for its checkpoint, as
+        measured so far: the step in progress, with its evaluation, and one checkpoint write."""
+        return round(self.max_step_s + self.max_eval_s + self.ckpt_s, 2)
 
     def final(self, metrics: dict) -> None:
         if self.out is None:
@@ -219,7 +236,10 @@ def train(cfg: TRMConfig, report: Optional[Report] = None, *, out_dir: str | os.
     bar = tqdm(total=t.steps, initial=s.step, disable=not progress or None, dynamic_ncols=True, unit="step")
     while s.step < t.steps:
         t_step = time.perf_counter()
-        stats.add(train_step(s, autocast), time.perf_counter() - t_step)
+        step_stats = train_step(s, autocast)
+        step_s = time.perf_counter() - t_step
+        stats.add(step_stats, step_s)
+        output.max_step_s = max(output.max_step_s, step_s)
         bar.update(1)
         out_of_time = t.time_budget_s > 0 and s.elapsed() >= t.time_budget_s
         last = out_of_time or s.step == t.steps
@@ -241,8 +261,7 @@ def train(cfg: TRMConfig, report: Optional[Report] = None, *, out_dir: str | os.
             break
         if signals.stop_requested():  # SIGINT/SIGTERM under the CLI: checkpoint here, then stop (train/signals.py)
             s.sync_clock()
-            signals.save_and_stop(s.step, output.ckpt_root and (lambda: str(ckpt.save_checkpoint(
-                checkpoint_payload(s), output.ckpt_root, s.step, t.keep_checkpoints))))
+            signals.save_and_stop(s.step, output.ckpt_root and output.save_checkpoint)
     bar.close()
     if metrics is None or "final/exact_acc" not in metrics:
         metrics = output.evaluate(last_train, last=True)

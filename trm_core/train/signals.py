@@ -3,7 +3,8 @@
 The command line wraps training in `StopSignals()`; the first SIGINT or SIGTERM only sets a flag,
 the training loop sees it after the current step (`stop_requested()`), writes a checkpoint there
 and raises `Stopped` (a KeyboardInterrupt, exit code 130). A second signal acts at once, as usual.
-Library callers (the sweeper's Ray trials) install nothing, so the flag never changes for them.
+Library callers install nothing, so the flag never changes for them unless they call `request_stop`
+(the sweeper's trial workers do, from their own SIGTERM handler: sweeper/run/preempt.py).
 A command started with SIGINT ignored (a script's background job) gets Python's SIGINT handler back
 first thing (trm_core.cli.honour_sigint), so these handlers behave the same however it was started.
 """
@@ -30,6 +31,19 @@ def stop_requested() -> bool:
     return bool(_requested)
 
 
+def request_stop(signum: int) -> bool:
+    """Ask the running training loop to checkpoint after the step in progress and stop, as if `signum`
+    had reached StopSignals. True for the first request, False when one was already pending."""
+    first = not _requested
+    _requested.append(signum)
+    return first
+
+
+def clear() -> None:
+    """Forget a pending request (a process that trains several runs one after the other)."""
+    _requested.clear()
+
+
 class StopSignals:
     """`with StopSignals():` turns the first SIGINT/SIGTERM into a stop request (main thread only)."""
 
@@ -39,7 +53,7 @@ class StopSignals:
         self._old: dict[int, Any] = {}
 
     def _handle(self, signum, frame) -> None:
-        _requested.append(signum)
+        request_stop(signum)
         self._restore()  # a second signal takes the default path (KeyboardInterrupt / termination)
 
     def _restore(self) -> None:
@@ -48,7 +62,7 @@ class StopSignals:
         self._old.clear()
 
     def __enter__(self) -> "StopSignals":
-        _requested.clear()
+        clear()
         if threading.current_thread() is threading.main_thread():
             for signum in self.SIGNALS:
                 self._old[signum] = signal.getsignal(signum)
@@ -57,7 +71,7 @@ class StopSignals:
 
     def __exit__(self, *exc) -> None:
         self._restore()
-        _requested.clear()
+        clear()
 
 
 def save_and_stop(step: int, save: Callable[[], str] | None) -> None:
