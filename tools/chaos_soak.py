@@ -39,6 +39,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+GAP_S = 8.0
+"""Seconds between two faults at least (a fault that waited for a target must not land with the next)."""
 FAULTS = ("sigkill_worker", "sigterm_worker", "kill_driver", "aim_readonly", "disk_full")
 
 
@@ -76,6 +78,11 @@ class Soak:
         self.lock = threading.Lock()
         self.log: list[str] = []
         self.tmpfs = False
+        self.hits = 0
+        self.groups: list[int] = []
+        self.finished = False
+        """Faults that hit something (a running worker or driver, an outage while the sweep ran)."""
+        self.outages: list[threading.Thread] = []
 
     def say(self, line: str) -> None:
         line = f"[{time.time() - self.t0:6.1f}s] {line}"
@@ -88,6 +95,7 @@ class Soak:
         with self.lock:
             self.driver = subprocess.Popen([sys.executable, "-m", "sweeper", *args], cwd=self.out, env=self.env,
                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.groups.append(self.driver.pid)  # its process group: the driver and the Ray it started
 
     def status(self) -> str:
         try:
@@ -100,7 +108,8 @@ class Soak:
             times = json.loads((self.sweep / "trial_times.json").read_text())
         except (OSError, ValueError):
             return []
-        return [(tid, t["pid"]) for tid, t in times.items() if t.get("pid") and "ended_at" not in t]
+        return [(tid, t["pid"]) for tid, t in times.items() if t.get("pid") and "ended_at" not in t
+                and is_worker(t["pid"])]  # (a pid of a trial that a killed driver left behind may be gone)
 
     # -- faults ------------------------------------------------------------------------------------
     def schedule(self) -> list[tuple[float, str]]:
@@ -117,7 +126,7 @@ class Soak:
 
     def inject(self, kind: str) -> None:
         if kind in ("sigkill_worker", "sigterm_worker"):
-            trials = self.running_trials()
+            trials = self.wait_for(self.running_trials)
             if not trials:
                 self.say(f"{kind}: no trial running, nothing hit")
                 return
@@ -125,16 +134,19 @@ class Soak:
             sig = signal.SIGKILL if kind == "sigkill_worker" else signal.SIGTERM
             try:
                 os.kill(pid, sig)
+                self.hits += 1
                 self.say(f"{kind}: trial {tid} (worker pid {pid})")
             except ProcessLookupError:
                 self.say(f"{kind}: trial {tid}'s worker {pid} had already gone")
         elif kind == "kill_driver":
+            self.wait_for(self.running_trials)  # a driver that runs trials (not one still starting Ray)
             with self.lock:
                 driver = self.driver
             if driver is None or driver.poll() is not None:
                 self.say("kill_driver: no driver running")
                 return
             os.kill(driver.pid, signal.SIGKILL)
+            self.hits += 1
             self.say(f"kill_driver: SIGKILL to the driver (pid {driver.pid})")
         elif kind == "aim_readonly":
             self.outage("aim_readonly", self.aim_readonly)
@@ -144,12 +156,34 @@ class Soak:
                 return
             self.outage("disk_full", self.fill_disk)
 
+    def wait_for(self, find, timeout_s: float = 60.0):
+        """What `find` returns once it is something (a fault that would hit nothing waits for a target:
+        the sweep may be between a driver's end and its resume), or [] after `timeout_s`."""
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            found = find()
+            if found or self.finished:
+                return found
+            time.sleep(0.2)
+        return []
+
     def outage(self, kind: str, make) -> None:
+        """Start an outage now and end it --outage-s later (in its own thread: the schedule goes on)."""
+        if self.driver is None or self.driver.poll() is not None:
+            self.say(f"{kind}: no driver running, nothing hit")
+            return
         undo = make()
+        self.hits += 1
         self.say(f"{kind}: for {self.args.outage_s:g} s")
-        time.sleep(self.args.outage_s)
-        undo()
-        self.say(f"{kind}: over")
+
+        def end():
+            time.sleep(self.args.outage_s)
+            undo()
+            self.say(f"{kind}: over")
+
+        t = threading.Thread(target=end, daemon=True)
+        t.start()
+        self.outages.append(t)
 
     def aim_readonly(self):
         path = str(self.aim)
@@ -194,18 +228,24 @@ class Soak:
             faults.start()
             resumes = self._drive()
             faults.join()
-            return self.check(resumes)
+            for t in self.outages:
+                t.join()
+            return self.check(resumes, len(plan))
         finally:
-            with self.lock:
-                if self.driver is not None and self.driver.poll() is None:
-                    os.killpg(self.driver.pid, signal.SIGKILL)
+            for group in self.groups:  # what a killed driver's Ray left behind, and a driver still running
+                try:
+                    os.killpg(group, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
             if self.tmpfs:
                 shutil.copytree(self.storage, self.out / "sweeps_kept", dirs_exist_ok=True)
                 subprocess.run(["umount", "-l", str(self.storage)])
 
     def _faults(self, plan) -> None:
-        for at, kind in plan:
-            time.sleep(max(0.0, at - (time.time() - self.t0)))
+        last = -GAP_S
+        for at, kind in plan:  # at the planned moment, and GAP_S after the previous fault at the earliest
+            time.sleep(max(0.0, at - (time.time() - self.t0), last + GAP_S - (time.time() - self.t0)))
+            last = time.time() - self.t0
             try:
                 self.inject(kind)
             except Exception as exc:  # a fault that could not be made is reported, the soak goes on
@@ -220,6 +260,7 @@ class Soak:
             code = driver.wait()
             status = self.status()
             if status == "finished" and code == 0:
+                self.finished = True
                 self.say(f"driver exited 0, sweep finished ({resumes} resumes)")
                 return resumes
             if resumes >= self.args.max_resumes:
@@ -227,11 +268,11 @@ class Soak:
                 return resumes
             resumes += 1
             self.say(f"driver exited {code} (sweep {status or 'unstarted'}): sweeper resume soak")
-            time.sleep(1.0)
+            time.sleep(5.0)  # as a user would, after reading the error (a full disk: after freeing space)
             self.start("resume", "soak", "--storage", str(self.storage))
 
     # -- what must hold at the end ---------------------------------------------------------------
-    def check(self, resumes: int) -> int:
+    def check(self, resumes: int, planned: int) -> int:
         sys.path.insert(0, str(ROOT))
         from sweeper.aim.repo import query_runs
         from sweeper.run.table import read_table
@@ -242,6 +283,9 @@ class Soak:
         report = subprocess.run([sys.executable, "-m", "sweeper", "report", "soak", "--storage", str(self.storage),
                                  "--no-aim"], cwd=self.out, env=self.env, capture_output=True, text=True)
         a, results = self.args, []
+        for name, proc in (("aim-sync", sync), ("report", report)):
+            for line in proc.stderr.strip().splitlines()[-3:]:
+                print(f"{name}: {line[:300]}")
 
         def check(name: str, ok: bool, detail: str = "") -> None:
             results.append(ok)
@@ -263,16 +307,28 @@ class Soak:
               f"{len(complete)} complete, {len(distinct)} distinct")
         temps = [p for p in self.sweep.rglob(".tmp_step_*")]
         bad = []
-        for ck in self.sweep.rglob("checkpoint.pt"):
+        checkpoints = [c for c in self.sweep.rglob("checkpoint.pt") if c.parent.name.startswith(("checkpoint_", "step_"))]
+        for ck in checkpoints:
             try:
                 load_checkpoint(ck.parent)
             except Exception as exc:
                 bad.append(f"{ck}: {exc}")
-        check("no partial checkpoint", not temps and not bad, f"{len(temps)} temp dirs, {len(bad)} unreadable")
+        set_aside = list(self.sweep.rglob("partial_checkpoint_*"))
+        check("no partial checkpoint", not temps and not bad, f"{len(checkpoints)} read whole, {len(temps)} temp dirs,"
+              f" {len(bad)} unreadable; {len(set_aside)} copies cut short set aside as partial_checkpoint_*")
         check("sweeper report runs", report.returncode == 0, (report.stderr.strip().splitlines() or [""])[-1][:200])
-        print(f"soak: {time.time() - self.t0:.0f} s, {len(self.log)} events, {resumes} resumes,"
-              f" {int(table['retries'].sum())} trial retries; " + ("nothing lost" if all(results) else "CHECKS FAILED"))
+        print(f"soak: {time.time() - self.t0:.0f} s; {self.hits} of {planned} faults hit the running sweep; {resumes}"
+              f" resumes; {int(table['retries'].sum())} trial retries; "
+              + ("nothing lost" if all(results) else "CHECKS FAILED"))
         return 0 if all(results) else 1
+
+
+def is_worker(pid: int) -> bool:
+    """A live Ray worker process (its title is `ray::...`)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::")
+    except OSError:
+        return False
 
 
 def optuna_study(sweep: Path):
@@ -288,7 +344,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", type=int, default=8)
     p.add_argument("--seeds", type=int, default=2)
-    p.add_argument("--steps", type=int, default=300, help="training steps per trial")
+    p.add_argument("--steps", type=int, default=600, help="training steps per trial (the sweep must outlast the window)")
     p.add_argument("--faults", type=int, default=8)
     p.add_argument("--kinds", default=",".join(FAULTS), help="comma-separated fault kinds")
     p.add_argument("--window-s", type=float, default=240.0, help="faults happen within this many seconds")

@@ -13,7 +13,7 @@ import aim
 from trm_core.errors import write_text_atomic
 
 from sweeper.aim.repo import ensure_repo, reindex_or_warn
-from sweeper.aim.runs import tags
+from sweeper.aim.runs import close_run, tags
 
 
 def attach_report(repo: str | os.PathLike, experiment: str, name: str, markdown: str,
@@ -38,7 +38,7 @@ def attach_report(repo: str | os.PathLike, experiment: str, name: str, markdown:
     run.track(aim.Text(markdown), name="report", step=step)
     for key, path in images.items():
         run.track(aim.Image(str(path), caption=key), name=f"plot/{key}", step=step)
-    run.close()
+    close_run(run)
     write_text_atomic(state, json.dumps({"hash": run.hash}))
     reindex_or_warn(repo, [run.hash])
     return run.hash

@@ -6,14 +6,17 @@ resolved the trial once; the run ids go back to it in memory, and to `aim_runs.j
 run hash), which lets a resumed phase continue its trials' runs and `aim-sync` and the end-of-phase
 index find them. A run whose trial is not in the resumed experiment (the driver was killed before
 Tune saved that trial) is closed as `orphaned` and archived, so the UI and `query_runs` show one run
-per trial. Any Aim failure warns once and turns Aim off for the phase; the sweep goes on.
+per trial. Any Aim failure warns once and turns Aim off for the phase; the sweep goes on. That
+includes a failure in Aim's own threads (a repo that turned read-only): one warning, no traceback.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +25,24 @@ from ray import tune
 from trm_core.errors import write_text_atomic
 
 from sweeper.aim.repo import ensure_repo, release, warn_unavailable
-from sweeper.aim.runs import metric_keys, new_run, open_run, track_figures, track_result
+from sweeper.aim.runs import close_run, metric_keys, new_run, open_run, track_figures, track_result
 from sweeper.run import interrupt
 from sweeper.run.results import TrialResults
 from sweeper.run.table import ended_status
+
+
+AIM_PACKAGE = f"{os.sep}aim{os.sep}"
+_hooks: list = []
+"""threading.excepthook as it was before a phase's callback put its own (restored at the phase's end)."""
+
+
+def _archive_quietly(run) -> None:
+    try:
+        run["status"] = "orphaned"
+        run.archived = True
+        close_run(run, timeout_s=10, repo_failed=True)
+    except Exception:
+        pass
 
 
 class AimCallback(tune.Callback):
@@ -52,11 +69,35 @@ class AimCallback(tune.Callback):
             fn(*args)
         except Exception as exc:  # a locked, read-only, full or vanished repo: the sweep goes on
             self._down = True
-            self._runs.clear()
+            self._abandon_runs()
             warn_unavailable(self.repo, exc, self.sweep)
+
+    def _abandon_runs(self) -> None:
+        """Close the open runs of a repo that failed, as far as it lets us (a run merely dropped would be
+        closed by Aim's finalizer, which waits forever on a repo that refused a write: close_run)."""
+        runs, self._runs = list(self._runs.values()), {}
+        for run in runs:
+            try:
+                close_run(run, timeout_s=10, repo_failed=True)
+            except Exception:
+                pass
+
+    def _aim_thread_failed(self, args) -> bool:
+        """threading.excepthook for Aim's own threads (its run-status reporter touches files in the repo
+        every few seconds): a repo that stops taking writes is the one warning above, not their tracebacks."""
+        frames = traceback.extract_tb(args.exc_traceback) if args.exc_traceback else []
+        if not isinstance(args.exc_value, Exception) or not any(AIM_PACKAGE in f.filename for f in frames):
+            return False
+        if not self._down:
+            self._down = True  # (the trials' open runs are left to on_experiment_end: this is Aim's thread)
+            warn_unavailable(self.repo, args.exc_value, self.sweep)
+        return True
 
     def setup(self, **info) -> None:
         self._guard(self._setup)
+        previous = threading.excepthook
+        _hooks.append(previous)
+        threading.excepthook = lambda args: self._aim_thread_failed(args) or previous(args)
 
     def _setup(self) -> None:
         if os.path.exists(self.state_file):  # a resumed sweep continues its trials' runs
@@ -77,7 +118,12 @@ class AimCallback(tune.Callback):
         else:
             run = new_run(self.repo, self.experiment, self.sweep, trial.trial_id, self.results.setup_of(trial), self.phase)
             self._hashes[trial.trial_id] = run.hash
-            self._save_hashes()
+            try:
+                self._save_hashes()
+            except Exception:  # (a full disk) a run that aim_runs.json does not name would be a duplicate later
+                del self._hashes[trial.trial_id]
+                _archive_quietly(run)
+                raise
             self.results.note_aim_runs({trial.trial_id: run.hash})
         run["status"] = "running"
         self._runs[trial.trial_id] = run
@@ -99,7 +145,7 @@ class AimCallback(tune.Callback):
         del self._runs[trial.trial_id]
         run["status"] = status
         run["finished_at"] = time.time()
-        run.close()
+        close_run(run)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         status = ended_status(trial.last_result or {}, self.results.setup_of(trial).steps)
@@ -109,13 +155,10 @@ class AimCallback(tune.Callback):
         self._guard(self._close, trial, "error")
 
     def on_experiment_end(self, trials, **info) -> None:
+        if _hooks:
+            threading.excepthook = _hooks.pop()
         self._guard(self._end, trials)
-        for run in self._runs.values():  # after a failure above, close what is open (best effort)
-            try:
-                run.close()
-            except Exception:
-                pass
-        self._runs.clear()
+        self._abandon_runs()  # after a failure above, close what is open (best effort)
         try:
             release(self.repo)
         except Exception:
@@ -126,11 +169,11 @@ class AimCallback(tune.Callback):
         for trial_id in list(self._runs):
             run = self._runs.pop(trial_id)
             run["status"] = stopped
-            run.close()
+            close_run(run)
         known = {t.trial_id for t in trials}
         for trial_id, run_hash in self._hashes.items():
             if trial_id not in known:
                 run = open_run(self.repo, run_hash)  # its trial never reached Tune's saved state
                 run["status"] = "orphaned"
                 run.archived = True
-                run.close()
+                close_run(run)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from typing import Any
 
 import aim
@@ -37,6 +38,37 @@ def split_key(key: str) -> tuple[str, dict[str, str]]:
     """'eval/halt_first/exact_acc' -> ('halt_first/exact_acc', {'subset': 'eval'})."""
     head, _, rest = key.partition("/")
     return (rest, {"subset": head}) if rest else (key, {})
+
+
+CLOSE_TIMEOUT_S = 60.0
+
+
+def close_run(run: Any, timeout_s: float = CLOSE_TIMEOUT_S, repo_failed: bool = False) -> None:
+    """run.close(), which in Aim 3.29 never returns once the repo has refused a write (read-only, full):
+    the run's status reporter thread dies on the OSError, and close() waits for it to flush, as does
+    its heartbeat thread. So a reporter whose thread has died is dropped with its heartbeat first (the
+    run's data, end time and lock are closed as usual), and close() runs in a thread: one that has not
+    returned after `timeout_s` (the repo refused a write while closing) is an OSError for the caller.
+    `repo_failed`: the repo refused a write already, so the reporter is dropped even if its thread lives."""
+    resources = getattr(run, "_resources", None)
+    writer = getattr(getattr(resources, "_checkins", None), "thread", None)
+    if writer is not None and (repo_failed or not writer.is_alive()):
+        resources._checkins = resources._heartbeat = None
+    failed: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            run.close()
+        except BaseException as exc:  # handed to the caller below
+            failed.append(exc)
+
+    closer = threading.Thread(target=close, name="aim-close", daemon=True)
+    closer.start()
+    closer.join(timeout_s)
+    if closer.is_alive():
+        raise OSError(f"Aim did not close run {run.hash} within {timeout_s:g} s (its repo refused a write)")
+    if failed:
+        raise failed[0]
 
 
 def track_figures(run: Any, data: dict[str, Any], step: int) -> None:

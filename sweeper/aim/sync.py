@@ -1,6 +1,7 @@
 """`python -m sweeper aim-sync NAME`: write to Aim what an outage left out, from Tune's own records of
 every trial (`tune/trial_*/result.json`, params.json): the missing runs are created, the runs that
-lack steps are extended; running it again changes nothing. It is the one writer of results.csv
+lack steps are extended, the runs of trials the sweep no longer has (a driver stopped before Tune
+saved them) are archived as `orphaned`; running it again changes nothing. It is the one writer of results.csv
 besides the results owner (it fills the `aim_run` column), and runs while the sweep does not.
 """
 
@@ -15,7 +16,7 @@ import aim
 from trm_core.errors import write_text_atomic
 
 from sweeper.aim.repo import ensure_repo, reindex_or_warn
-from sweeper.aim.runs import metric_keys, new_run, open_run, track_result
+from sweeper.aim.runs import close_run, metric_keys, new_run, open_run, track_result
 from sweeper.run.sweeps import tune_dir
 from sweeper.run.table import read_table, write_atomic
 from sweeper.run.trial import SweepBase
@@ -47,9 +48,14 @@ def sync_sweep(d: Path, record: dict[str, Any]) -> str:
     hashes = json.loads(state_file.read_text()) if state_file.exists() else {}
     table = read_table(d / "results.csv") if (d / "results.csv").exists() else None
     status = dict(zip(table["trial_id"], table["status"])) if table is not None else {}
-    created = extended = 0
+    created = extended = orphaned = 0
     for trial_dir in sorted(tune_dir(d).glob("trial_*")):
         trial_id = trial_dir.name[len("trial_"):]
+        if table is not None and trial_id not in status:
+            # a trial the sweep no longer has (its driver stopped before Tune saved it; a resume ran that
+            # sample as a new trial): its run is archived as `orphaned`, as the Aim callback does
+            orphaned += archive_orphan(repo, hashes.get(trial_id))
+            continue
         rows = _results(trial_dir)
         if not rows:
             continue
@@ -70,9 +76,24 @@ def sync_sweep(d: Path, record: dict[str, Any]) -> str:
             track_result(run, r, metric_keys(r))
         extended += bool(newer and stored)
         run["status"] = status.get(trial_id, "unknown")
-        run.close()
+        close_run(run)
     reindex_or_warn(repo, hashes.values())
     if table is not None:
         table["aim_run"] = table["trial_id"].map(hashes)
         write_atomic(table, d)
-    return f"aim-sync {spec.name}: {created} runs created, {extended} runs extended, Aim repo {repo}"
+    return (f"aim-sync {spec.name}: {created} runs created, {extended} runs extended, {orphaned} orphaned runs"
+            f" archived, Aim repo {repo}")
+
+
+def archive_orphan(repo: str, run_hash: str | None) -> int:
+    """Close the run of a trial the sweep no longer has as `orphaned` and archive it; 1 when it did."""
+    if not run_hash or not aim.Repo.from_path(repo).run_exists(run_hash):
+        return 0
+    run = open_run(repo, run_hash)
+    if run.archived:
+        close_run(run)
+        return 0
+    run["status"] = "orphaned"
+    run.archived = True
+    close_run(run)
+    return 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,8 +132,32 @@ def run_phase(phase: Phase, *, address: str | None, resume: bool, verbose: bool,
                 pool.submit(reindex_or_warn, spec.aim_repo, hashes_in(phase.dir / "aim_runs.json"))
             if started:
                 cluster.shutdown()
+    set_aside_partial_checkpoints(phase.dir, out)
     timings.done("ray_stop_aim_index")
     return Fitted(wall_s=wall, timings=dict(timings))
+
+
+def set_aside_partial_checkpoints(phase_dir: Path, out) -> list[Path]:
+    """Tune copies each reported checkpoint into the sweep's storage file by file: a copy cut short (a
+    full disk, a worker killed while copying) stays as `trial_*/checkpoint_N`, which Tune never
+    registered. Each such one is renamed `partial_checkpoint_N`, so nothing takes it for a checkpoint.
+    Whole means: checkpoint.pt is there and its zip directory (written last, at the file's end) reads."""
+    moved = []
+    for ckpt in sorted(tune_dir(phase_dir).glob("trial_*/checkpoint_*")):
+        try:
+            with zipfile.ZipFile(ckpt / "checkpoint.pt") as z:
+                z.infolist()
+        except (OSError, zipfile.BadZipFile):
+            target = ckpt.with_name("partial_" + ckpt.name)
+            try:
+                ckpt.rename(target)
+                moved.append(target)
+            except OSError:
+                continue
+    if moved:
+        print(f"set aside {len(moved)} checkpoint copies cut short: {', '.join(str(m) for m in moved[:3])}"
+              + (" ..." if len(moved) > 3 else ""), file=out)
+    return moved
 
 
 def trial_dirname(trial) -> str:

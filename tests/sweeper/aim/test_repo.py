@@ -1,7 +1,10 @@
-"""The Aim repo's index on a real repo: several processes indexing at once (under index_lock), and a
-phase's end indexing only its own runs."""
+"""The Aim repo on a real repo: several processes indexing at once (under index_lock), a phase's end
+indexing only its own runs, and a run closed after its repo refused a write."""
 
 from __future__ import annotations
+
+import aim
+import pytest
 
 from sweeper.aim.repo import query_runs, reindex
 
@@ -67,3 +70,34 @@ def test_reindex_of_given_runs_adds_them_and_keeps_the_rest(tmp_path):
     assert [len(query_runs(repo, name)) for name in "abc"] == [1, 1, 0]
     reindex(repo)  # the full rebuild lists every run
     assert [len(query_runs(repo, name)) for name in "abc"] == [1, 1, 1]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # Aim's thread dies: the point
+def test_a_run_whose_repo_refused_a_write_still_closes(tmp_path):
+    """Aim 3.29: once the repo refuses a write, the run's status-reporter thread dies and run.close()
+    waits for it forever. close_run drops such a reporter and still closes the run: its end time is
+    written and its lock released (the repo is writable again by then, as after an outage)."""
+    import shutil
+    import time
+
+    from sweeper.aim.runs import close_run
+
+    repo = tmp_path / "aim"
+    run = aim.Run(repo=str(repo), experiment="x", system_tracking_interval=None, capture_terminal_logs=False)
+    run.track(1.0, name="loss", step=1)
+    check_ins = repo / ".aim" / "check_ins"
+    shutil.rmtree(check_ins)
+    check_ins.write_text("")  # the reporter's next write fails (NotADirectoryError), as on a read-only repo
+    run._checkins._check_in(expect_next_in=1, flush=True)
+    deadline = time.time() + 30
+    while run._resources._checkins.thread.is_alive() and time.time() < deadline:
+        time.sleep(0.1)
+    assert not run._resources._checkins.thread.is_alive()  # the failure Aim's thread cannot survive
+    check_ins.unlink()
+    check_ins.mkdir()
+    t0 = time.time()
+    close_run(run, timeout_s=20)
+    assert time.time() - t0 < 20
+    reindex(repo, [run.hash])
+    assert aim.Run(run_hash=run.hash, repo=str(repo), read_only=True).end_time is not None
+    aim.Run(run_hash=run.hash, repo=str(repo)).close()  # its lock was released: it opens for writing

@@ -44,3 +44,29 @@ def test_phase_dirs_in_order(tmp_path):
     for name in ("replicate_10", "replicate_2", "replicate_x", "other"):
         (tmp_path / name).mkdir()
     assert [p for p, _ in phase_dirs(tmp_path)] == ["search", "replicate_2", "replicate_10"]
+
+
+def test_checkpoint_copies_cut_short_are_set_aside(tmp_path):
+    """A Tune checkpoint copy that a full disk or a kill cut short (empty or truncated checkpoint.pt) is
+    renamed partial_checkpoint_N; whole ones stay where Tune registered them."""
+    import io
+
+    import torch
+
+    from sweeper.run.phase import set_aside_partial_checkpoints
+
+    trial = tmp_path / "tune" / "trial_a"
+    buf = io.BytesIO()
+    torch.save({"step": 3}, buf)
+    for name, data in (("checkpoint_000000", buf.getvalue()), ("checkpoint_000001", b""),
+                       ("checkpoint_000002", buf.getvalue()[: len(buf.getvalue()) // 2])):
+        (trial / name).mkdir(parents=True)
+        (trial / name / "checkpoint.pt").write_bytes(data)
+    (trial / "checkpoint_000003").mkdir()  # no checkpoint.pt at all
+    out = io.StringIO()
+    moved = set_aside_partial_checkpoints(tmp_path, out)
+    assert sorted(p.name for p in moved) == ["partial_checkpoint_000001", "partial_checkpoint_000002",
+                                             "partial_checkpoint_000003"]
+    assert sorted(p.name for p in trial.iterdir()) == ["checkpoint_000000", "partial_checkpoint_000001",
+                                                      "partial_checkpoint_000002", "partial_checkpoint_000003"]
+    assert "set aside 3 checkpoint copies cut short" in out.getvalue()
