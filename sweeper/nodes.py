@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+
 from trm_core.errors import UserError
 
 DEFAULT_GRACE_S = 25.0
@@ -43,8 +45,6 @@ def add_node_commands(sub) -> None:
 
 def raylets() -> dict[str, tuple[int, str]]:
     """node id -> (raylet pid, GCS address) of the raylets running on this machine under this user."""
-    import psutil  # a Ray dependency; only this command needs it
-
     found: dict[str, tuple[int, str]] = {}
     for proc in psutil.process_iter(["pid", "cmdline", "uids"]):
         cmd = proc.info.get("cmdline") or []
@@ -77,8 +77,6 @@ RAY_SERVICES = ("ray::IDLE", "ray::DashboardAgent", "ray::RuntimeEnvAgent", "ray
 
 def trial_workers(raylet_pid: int) -> list:
     """The raylet's worker processes that hold a task or an actor (title `ray::NAME`), not Ray's services."""
-    import psutil
-
     workers = []
     for child in psutil.Process(raylet_pid).children(recursive=True):
         try:
@@ -106,8 +104,6 @@ def drain(node_id: str, gcs: str, grace_s: float) -> str:
 
 
 def cmd_preempt_node(args) -> int:
-    import psutil
-
     if not args.grace > 0:
         raise UserError(f"--grace must be a number of seconds > 0, but got {args.grace:g}")
     node_id, raylet_pid, gcs = pick_node(args.node_id)

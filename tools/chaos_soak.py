@@ -114,9 +114,6 @@ class Soak:
     # -- faults ------------------------------------------------------------------------------------
     def schedule(self) -> list[tuple[float, str]]:
         kinds = [k for k in self.args.kinds.split(",") if k]
-        bad = sorted(set(kinds) - set(FAULTS))
-        if bad:
-            raise SystemExit(f"error: --kinds must be among {', '.join(FAULTS)}, but got {', '.join(bad)}")
         # every kind at least once when there are enough faults, the rest drawn; moments spread over the window
         picks = (kinds * (self.args.faults // len(kinds) + 1))[: self.args.faults] if self.args.faults >= len(kinds) \
             else self.rng.sample(kinds, self.args.faults)
@@ -297,9 +294,12 @@ class Soak:
               len(table) == a.configs * a.seeds and (pairs == 1).all() and set(table["status"]) == {"done"},
               f"{len(table)} rows, statuses {dict(table['status'].value_counts())}, retries {int(table['retries'].sum())}")
         runs = {r["hash"]: r for r in query_runs(self.aim, "soak")}
-        linked = table["aim_run"].notna().all() and set(table["aim_run"]) <= set(runs)
-        check("each results.csv row links its Aim run", bool(linked) and len(runs) == len(table),
-              f"{len(runs)} runs in Aim, aim-sync exit {sync.returncode}")
+        linked = [row_run_is_its_trial(self.aim, r.aim_run, r.trial_id) for r in table.itertuples()]
+        unlisted = sum(h not in runs for h in table["aim_run"].dropna())
+        check("each results.csv row links its Aim run", all(linked) and len(runs) <= len(table),
+              f"{sum(linked)} of {len(table)} rows link a run of their trial; Aim's index lists {len(runs)} runs of"
+              f" the sweep ({unlisted} linked runs not in the index yet: `aim up` indexes them); aim-sync exit"
+              f" {sync.returncode}")
         study = optuna_study(self.sweep)
         complete = [t for t in study.trials if t.state.name == "COMPLETE"]
         distinct = {tuple(sorted(t.params.items())) for t in complete}
@@ -321,6 +321,22 @@ class Soak:
               f" resumes; {int(table['retries'].sum())} trial retries; "
               + ("nothing lost" if all(results) else "CHECKS FAILED"))
         return 0 if all(results) else 1
+
+
+def row_run_is_its_trial(repo: Path, run_hash, trial_id: str) -> bool:
+    """The run a results.csv row names exists in the repo's storage and is that trial's (read from the run
+    itself, not from Aim's index, which may not have folded it in yet)."""
+    import aim
+
+    from sweeper.aim.runs import close_run
+
+    if not isinstance(run_hash, str) or not aim.Repo.from_path(str(repo)).run_exists(run_hash):
+        return False
+    run = aim.Run(run_hash=run_hash, repo=str(repo), system_tracking_interval=None, capture_terminal_logs=False)
+    try:
+        return (run.get("sweep") or {}).get("trial_id") == trial_id
+    finally:
+        close_run(run)
 
 
 def is_worker(pid: int) -> bool:
@@ -353,7 +369,15 @@ def main(argv=None) -> int:
     p.add_argument("--max-resumes", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/soak")
-    return Soak(p.parse_args(argv)).run()
+    args = p.parse_args(argv)
+    bad = sorted(set(k for k in args.kinds.split(",") if k) - set(FAULTS)) or not args.kinds.strip(",")
+    small = [f"--{k.replace('_', '-')}" for k in ("configs", "seeds", "steps", "faults") if getattr(args, k) < 1]
+    if bad or small or not args.window_s > 0:
+        what = (f"--kinds must be among {', '.join(FAULTS)}, but got {args.kinds!r}" if bad else
+                f"{small[0]} must be at least 1" if small else f"--window-s must be > 0, but got {args.window_s:g}")
+        print(f"error: {what}", file=sys.stderr)
+        return 2
+    return Soak(args).run()
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ TRAIN_KEYS = ("train/loss", "train/lm_loss", "train/halt_loss", "train/cell_acc"
               "train/expunged", "train/live_chains", "train/fp_iters", "train/fp_residual")
 """trm_core.train.loop.TrainStats (chain keys only with chains > 1, fp_* only with the fixed-point solver)."""
 
-OTHER_KEYS = ("step", "perf/puzzle_steps_per_s", "time/elapsed_s", "model/n_params")
+OTHER_KEYS = ("step", "perf/puzzle_steps_per_s", "time/elapsed_s", "time/stop_grace_s", "model/n_params")
 
 TTS_KEYS = ("eval_tts/depth", "eval_tts/breadth", "eval_tts/n_puzzles", "eval_tts/wall_s", "eval_tts/members",
             "eval_tts/delta_pi", "eval_tts/member_avg_exact_acc")

@@ -28,6 +28,8 @@ import threading
 import time
 from typing import Iterator
 
+from trm_core.train import signals  # the trainer's stop flag (no torch: trm_core.train loads `train` lazily)
+
 log = logging.getLogger("sweeper.trial")
 
 _TRAINING = threading.Event()
@@ -43,7 +45,7 @@ class TrialPreempted(RuntimeError):
 def in_ray_worker() -> bool:
     """True in a Ray worker process (not the driver, not a plain Python process)."""
     try:
-        import ray
+        import ray  # loaded already in a worker; elsewhere this module must not start it
 
         return ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE
     except Exception:  # an older or newer Ray without these attributes: leave its handler alone
@@ -60,8 +62,6 @@ def install() -> bool:
 
 
 def _handle(signum, frame) -> None:
-    from trm_core.train import signals  # the trainer's flag; torch is already loaded when a trial trains
-
     if _TRAINING.is_set() and signals.request_stop(signum):
         _received_at.append(time.monotonic())
         log.warning("SIGTERM: the trial stops after the step in progress and saves a checkpoint there"
@@ -78,8 +78,6 @@ def _handle(signum, frame) -> None:
 @contextlib.contextmanager
 def training() -> Iterator[None]:
     """While the trainer runs: a SIGTERM asks it to stop with a checkpoint instead of ending the worker."""
-    from trm_core.train import signals
-
     signals.clear()
     _received_at.clear()
     _TRAINING.set()

@@ -203,12 +203,30 @@ def _module_missing(name: str) -> bool:
 
 
 def check_restorable(d: Path, what: str) -> None:
-    """Refuse, in one line, to resume Tune state saved by an earlier layout of the sweeper."""
+    """Refuse, in one line, to resume Tune state saved by an earlier layout of the sweeper, or state
+    that a full disk cut short."""
     missing = missing_modules(d)
     if missing:
         raise UserError(f"{what} was saved by an earlier version of the sweeper: its Ray Tune state names"
                         f" {', '.join(missing)}, which this version does not have; resume it with the version that"
                         f" started it (git log -- sweeper), or run it again")
+    cut = cut_short_states(d)
+    if cut:
+        raise UserError(f"{what}'s Ray Tune state {cut[0]} is cut short (its disk was full while Tune copied it:"
+                        f" Tune writes it in place); resuming would lose the trials it no longer lists. The trials"
+                        f" finished so far are in results.csv; run the sweep again")
+
+
+def cut_short_states(d: Path) -> list[str]:
+    """Tune's experiment-state files under d/tune that are not whole JSON (Tune copies its state into the
+    sweep's storage in place, so a full disk leaves one cut short: the chaos soak found it)."""
+    cut = []
+    for f in sorted(tune_dir(d).glob("experiment_state-*.json")):
+        try:
+            json.loads(f.read_text())
+        except (OSError, ValueError):
+            cut.append(f.name)
+    return cut
 
 
 def never_started(d: Path) -> bool:

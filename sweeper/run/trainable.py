@@ -13,8 +13,11 @@ Faults: a trial whose loss turns NaN/inf reports `trial/diverged` (the step and 
 result and ends; it has no metric there, so ASHA ignores it and Optuna is told the configuration
 failed (sweeper.spec.optuna_space.SeedRepeater). Running out of memory fails the trial with a one-line
 reason (Tune retries it up to failure.max_retries). A checkpoint that cannot be read (corrupt, truncated)
-is reported and the previous readable one is used. `SWEEPER_INJECT_FAULT` simulates faults for the
-reliability tests (see `inject_fault`).
+is reported and the previous readable one is used. A SIGTERM to the worker (a preempted node) makes
+the trainer checkpoint the step it reached; that checkpoint is reported (result key `trial/preempted`)
+and the trial fails with TrialPreempted, so Tune retries it from there (sweeper.run.preempt). Every
+result of a worker that went on from a checkpoint carries its step, `trial/resumed_at_step`.
+`SWEEPER_INJECT_FAULT` simulates faults for the reliability tests (see `inject_fault`).
 
 Ray imports this module in each worker before its trial starts, and starts at most as many workers at
 once as the node has CPUs; so torch and the trainer are imported inside the functions, when the trial
@@ -32,6 +35,7 @@ from typing import Any
 from ray import tune
 
 from trm_core.errors import TrainingDiverged, UserError
+from trm_core.train.signals import Stopped
 
 from sweeper.run import preempt
 from sweeper.run.trial import DIVERGED_KEY, PREEMPTED_KEY, RESUMED_KEY, SweepBase
@@ -109,7 +113,6 @@ def run_trial(config: dict[str, Any], base: SweepBase) -> None:
     import torch  # torch and the trainer load here, in the trial, not at the worker's start (module docstring)
 
     from trm_core.train import train  # as torch
-    from trm_core.train.signals import Stopped
 
     os.environ.setdefault("TQDM_DISABLE", "1")  # the trainer's bar would interleave across trials
     cfg = base.trainer_config(config)
@@ -145,7 +148,7 @@ def run_trial(config: dict[str, Any], base: SweepBase) -> None:
         took = preempt.seconds_since_signal()
         if stop.checkpoint and stop.step != last_step[0]:  # at an evaluation's step Tune has it already
             # Reported, Tune keeps it in the sweep's storage and a retry on any node starts from it.
-            tune.report({**pending, "step": stop.step, PREEMPTED_KEY: stop.signame},
+            tune.report({**pending, **resumed, "step": stop.step, PREEMPTED_KEY: stop.signame},
                         checkpoint=tune.Checkpoint.from_directory(stop.checkpoint))
         where = "checkpoint saved" if stop.checkpoint else "no checkpoint"
         raise preempt.TrialPreempted(f"stopped by {stop.signame} at step {stop.step} ({where} "

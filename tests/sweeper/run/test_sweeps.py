@@ -1,5 +1,6 @@
-"""Sweep directories: a phase's directories in order, and `resume` of Tune state that an earlier layout
-of the sweeper saved (refused in one line, without unpickling it)."""
+"""Sweep directories: a phase's directories in order; `resume` of Tune state that an earlier layout of
+the sweeper saved (refused in one line, without unpickling it) or that a full disk cut short; Tune's
+checkpoint copies cut short, set aside."""
 
 from __future__ import annotations
 
@@ -70,3 +71,16 @@ def test_checkpoint_copies_cut_short_are_set_aside(tmp_path):
     assert sorted(p.name for p in trial.iterdir()) == ["checkpoint_000000", "partial_checkpoint_000001",
                                                       "partial_checkpoint_000002", "partial_checkpoint_000003"]
     assert "set aside 3 checkpoint copies cut short" in out.getvalue()
+
+
+def test_tune_state_cut_short_by_a_full_disk_is_refused(tmp_path):
+    """Tune copies experiment_state-*.json into storage in place: a full disk cuts it short, and Tune
+    restoring it resumed 1 of 24 trials in the chaos soak. Such state is refused in one line."""
+    d = _sweep_with_state(tmp_path, pickle.dumps(Node(cpu=1, gpu=0), protocol=4))
+    whole = json.dumps({"trial_data": [["{}", "{}"]] * 3, "runner_data": {}, "stats": {}})
+    (d / "tune" / "experiment_state-2026-12-07_15-07-02.json").write_text(whole)
+    check_resumable(d, json.loads((d / "sweep.json").read_text()))
+    (d / "tune" / "experiment_state-2026-12-07_15-07-02.json").write_text(whole[: len(whole) // 2])
+    with pytest.raises(UserError, match=r"sweep s's Ray Tune state experiment_state-2026-12-07_15-07-02.json is cut"
+                                        r" short \(its disk was full while Tune copied it"):
+        check_resumable(d, json.loads((d / "sweep.json").read_text()))
