@@ -25,7 +25,7 @@ from ray import tune
 from trm_core.errors import write_text_atomic
 
 from sweeper.aim.repo import ensure_repo, release, warn_unavailable
-from sweeper.aim.runs import close_run, metric_keys, new_run, open_run, track_figures, track_result
+from sweeper.aim.runs import archive_orphan, close_run, metric_keys, new_run, open_run, track_figures, track_result
 from sweeper.run import interrupt
 from sweeper.run.results import TrialResults
 from sweeper.run.table import ended_status
@@ -38,9 +38,7 @@ _hooks: list = []
 
 def _archive_quietly(run) -> None:
     try:
-        run["status"] = "orphaned"
-        run.archived = True
-        close_run(run, timeout_s=10, repo_failed=True)
+        archive_orphan(run, timeout_s=10, repo_failed=True)
     except Exception:
         pass
 
@@ -173,7 +171,4 @@ class AimCallback(tune.Callback):
         known = {t.trial_id for t in trials}
         for trial_id, run_hash in self._hashes.items():
             if trial_id not in known:
-                run = open_run(self.repo, run_hash)  # its trial never reached Tune's saved state
-                run["status"] = "orphaned"
-                run.archived = True
-                close_run(run)
+                archive_orphan(open_run(self.repo, run_hash))  # its trial never reached Tune's saved state

@@ -71,6 +71,14 @@ def close_run(run: Any, timeout_s: float = CLOSE_TIMEOUT_S, repo_failed: bool = 
         raise failed[0]
 
 
+def archive_orphan(run: Any, **close) -> None:
+    """Close a run whose trial the sweep no longer has as `orphaned`, archived (hidden from the UI's
+    list and from query_runs). `close`: close_run's arguments."""
+    run["status"] = "orphaned"
+    run.archived = True
+    close_run(run, **close)
+
+
 def track_figures(run: Any, data: dict[str, Any], step: int) -> None:
     """The test-time scaling plots (accuracy vs depth / breadth / NFE, halting, residuals) as aim.Image."""
     import matplotlib.pyplot as plt  # pyplot (heavy) only in sweeps with final_eval; figures() loaded it already

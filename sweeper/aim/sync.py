@@ -16,7 +16,7 @@ import aim
 from trm_core.errors import write_text_atomic
 
 from sweeper.aim.repo import ensure_repo, reindex_or_warn
-from sweeper.aim.runs import close_run, metric_keys, new_run, open_run, track_result
+from sweeper.aim.runs import archive_orphan, close_run, metric_keys, new_run, open_run, track_result
 from sweeper.run.sweeps import tune_dir
 from sweeper.run.table import read_table, write_atomic
 from sweeper.run.trial import SweepBase
@@ -54,7 +54,7 @@ def sync_sweep(d: Path, record: dict[str, Any]) -> str:
         if table is not None and trial_id not in status:
             # a trial the sweep no longer has (its driver stopped before Tune saved it; a resume ran that
             # sample as a new trial): its run is archived as `orphaned`, as the Aim callback does
-            orphaned += archive_orphan(repo, hashes.get(trial_id))
+            orphaned += archive_stored(repo, hashes.get(trial_id))
             continue
         rows = _results(trial_dir)
         if not rows:
@@ -85,15 +85,13 @@ def sync_sweep(d: Path, record: dict[str, Any]) -> str:
             f" archived, Aim repo {repo}")
 
 
-def archive_orphan(repo: str, run_hash: str | None) -> int:
-    """Close the run of a trial the sweep no longer has as `orphaned` and archive it; 1 when it did."""
+def archive_stored(repo: str, run_hash: str | None) -> int:
+    """Archive the stored run of a trial the sweep no longer has (archive_orphan); 1 when it did."""
     if not run_hash or not aim.Repo.from_path(repo).run_exists(run_hash):
         return 0
     run = open_run(repo, run_hash)
     if run.archived:
         close_run(run)
         return 0
-    run["status"] = "orphaned"
-    run.archived = True
-    close_run(run)
+    archive_orphan(run)
     return 1

@@ -84,15 +84,10 @@ def inject_fault(seed: int) -> None:
         raise torch.OutOfMemoryError("CUDA out of memory (simulated by SWEEPER_INJECT_FAULT)")
 
 
-def resume_point(tune_checkpoint_dir: str | None, out_dir: str) -> str | None:
-    """The newest readable checkpoint among Tune's (the last one reported) and the trainer's own run
-    directory (newer when the trial saved on its way out); unreadable ones are reported and skipped."""
-    found = resume_step_and_point(tune_checkpoint_dir, out_dir)
-    return found[1] if found else None
-
-
-def resume_step_and_point(tune_checkpoint_dir: str | None, out_dir: str) -> tuple[int, str] | None:
-    """resume_point with the checkpoint's step."""
+def resume_point(tune_checkpoint_dir: str | None, out_dir: str) -> tuple[int, str] | None:
+    """(step, path) of the newest readable checkpoint among Tune's (the last one reported) and the
+    trainer's own run directory (newer when the trial saved on its way out); unreadable ones are
+    reported and skipped. None when there is none."""
     from trm_core.checkpoint import latest_valid_checkpoint, load_checkpoint  # torch: in the trial
 
     found: list[tuple[int, str]] = []
@@ -139,7 +134,7 @@ def run_trial(config: dict[str, Any], base: SweepBase) -> None:
         inject_fault(cfg.seed)
         checkpoint = tune.get_checkpoint()
         with preempt.training(), (checkpoint.as_directory() if checkpoint else nullcontext()) as ckpt_dir:
-            start = resume_step_and_point(ckpt_dir, out_dir)
+            start = resume_point(ckpt_dir, out_dir)
             if start is not None:
                 log.warning("trial resumes from checkpoint %s", start[1])
                 resumed[RESUMED_KEY] = start[0]  # in every result of this worker: where it went on from

@@ -16,14 +16,13 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import requests
-from sweep_helpers import LONG_TRIAL, good, interrupt_when_a_trial_ends, write_spec
+from sweep_helpers import LONG_TRIAL, good, interrupt_when_a_trial_ends, signal_worker_after, write_spec
 
 from sweeper.aim.repo import query_runs
 from sweeper.run.table import read_table
@@ -185,25 +184,7 @@ def test_killed_trial_retries_from_its_checkpoint(ray_cluster, tmp_path):
     # 190 steps after the first checkpoint (step 10): still training when the kill lands, also on a fast machine
     raw["base"]["overrides"].update({"train.steps": STEPS, "train.eval_interval": 10})
     spec = write_spec(tmp_path / "retry.yaml", raw)
-    times_file = tmp_path / "sweeps" / "retry" / "trial_times.json"
-    killed: dict = {}
-
-    def kill_after_first_checkpoint():
-        deadline = time.time() + 900  # a loaded 2-core machine
-        while time.time() < deadline:
-            try:
-                times = json.loads(times_file.read_text())
-            except (OSError, ValueError):
-                times = {}
-            for tid, t in times.items():
-                if (t.get("last_step") or 0) >= 10 and t.get("pid"):
-                    os.kill(t["pid"], signal.SIGKILL)
-                    killed.update(trial=tid, step=t["last_step"], pid=t["pid"])
-                    return
-            time.sleep(0.1)
-
-    killer = threading.Thread(target=kill_after_first_checkpoint, daemon=True)
-    killer.start()
+    killer, killed = signal_worker_after(tmp_path / "sweeps" / "retry" / "trial_times.json", 10, signal.SIGKILL)
     assert main(["run", spec]) == 0
     killer.join(timeout=5)
     assert killed, "the trial finished before it could be killed"
@@ -233,24 +214,7 @@ def test_sigterm_to_a_worker_saves_the_step_it_reached(ray_cluster, tmp_path):
     raw["base"]["overrides"].update({"train.steps": steps, "train.eval_interval": every, "train.log_interval": 1})
     spec = write_spec(tmp_path / "preempt.yaml", raw)
     d = tmp_path / "sweeps" / "preempt"
-    signalled: dict = {}
-
-    def sigterm_after_first_checkpoint():
-        deadline = time.time() + 900  # a loaded 2-core machine
-        while time.time() < deadline:
-            try:
-                times = json.loads((d / "trial_times.json").read_text())
-            except (OSError, ValueError):
-                times = {}
-            for tid, t in times.items():
-                if (t.get("last_step") or 0) >= every and t.get("pid"):
-                    os.kill(t["pid"], signal.SIGTERM)
-                    signalled.update(trial=tid, step=t["last_step"], pid=t["pid"])
-                    return
-            time.sleep(0.05)
-
-    signaller = threading.Thread(target=sigterm_after_first_checkpoint, daemon=True)
-    signaller.start()
+    signaller, signalled = signal_worker_after(d / "trial_times.json", every, signal.SIGTERM)
     assert main(["run", spec]) == 0
     signaller.join(timeout=5)
     assert signalled and signalled["step"] == every, signalled

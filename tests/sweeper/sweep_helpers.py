@@ -112,6 +112,27 @@ def interrupt_when_a_trial_ends(times_file: Path, deadline_s: float = 900) -> th
     return thread
 
 
+def signal_worker_after(times_file: Path, step: int, sig: int, deadline_s: float = 900):
+    """Send `sig` to the worker of the first trial whose trial_times.json entry (`times_file`) shows a
+    result at `step` or later; gives up after `deadline_s` (a loaded 2-core machine). Returns the
+    watching thread and a dict that gets the trial id, its last step and the worker's pid."""
+    signalled: dict[str, Any] = {}
+
+    def watch():
+        deadline = time.time() + deadline_s
+        while time.time() < deadline:
+            for tid, t in _times(times_file).items():
+                if (t.get("last_step") or 0) >= step and t.get("pid"):
+                    os.kill(t["pid"], sig)
+                    signalled.update(trial=tid, step=t["last_step"], pid=t["pid"])
+                    return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread, signalled
+
+
 def check_dry_run(out: str, spec) -> None:
     """`run SPEC --dry-run` printed the plan of `spec` (a loaded SweepSpec): its file, base config (the
     YAML block parses back to it), metric, every space entry in order, trial count, resources and

@@ -22,7 +22,7 @@ def run_dir(tmp_path_factory, tiny_config):
 def test_newest_readable_checkpoint_wins(run_dir, tmp_path):
     tune_ckpt = tmp_path / "checkpoint_000000"
     shutil.copytree(run_dir / "checkpoints" / "step_00000002", tune_ckpt)  # Tune's copy lags behind
-    assert resume_point(str(tune_ckpt), str(run_dir)).endswith("step_00000004")
+    assert resume_point(str(tune_ckpt), str(run_dir))[1].endswith("step_00000004")
     assert resume_point(None, str(tmp_path / "no_run")) is None
 
 
@@ -33,5 +33,5 @@ def test_corrupt_checkpoints_are_skipped(run_dir, tmp_path, caplog):
     tune_ckpt = tmp_path / "checkpoint_000001"
     shutil.copytree(run_dir / "checkpoints" / "step_00000004", tune_ckpt)
     (tune_ckpt / "checkpoint.pt").write_bytes(b"\x00" * 10)
-    assert resume_point(str(tune_ckpt), str(own)).endswith("step_00000002")  # the previous, readable one
+    assert resume_point(str(tune_ckpt), str(own))[1].endswith("step_00000002")  # the previous, readable one
     assert "skipping Tune's checkpoint" in caplog.text and "cannot be read" in caplog.text
