@@ -1,4 +1,4 @@
-"""`python -m sweeper {run,resume,ls,aim-sync,replicate,report,submit,jobs,stop}`: the sweep front door.
+"""`python -m sweeper {run,resume,ls,aim-sync,replicate,report,ensemble,submit,jobs,stop,preempt-node}`: the sweep front door.
 
     python -m sweeper run SPEC [--set key=value ...] [--dry-run] [--address ADDR] [--name NAME]
     python -m sweeper resume [NAME_OR_PATH]        # no name: the most recent unfinished sweep
@@ -6,6 +6,7 @@
     python -m sweeper aim-sync NAME_OR_PATH        # record in Aim what an Aim outage left out
     python -m sweeper replicate NAME --top K --seeds 0,1,2,3 [--set key=value ...]
     python -m sweeper report NAME [B] [--metric M] [--format md,html] [--out DIR]
+    python -m sweeper ensemble NAME [--top K] [--depth ...] [--breadth ...] [--select ...] [--act]
     python -m sweeper submit SPEC [--set ...] [--address http://HOST:8265]   # a Ray job (sweeper/jobs.py)
     python -m sweeper jobs [--address ...] [--logs JOB];  python -m sweeper stop JOB [--address ...]
     python -m sweeper preempt-node [--node-id ID] [--grace S]   # before a node stops (sweeper/nodes.py)
@@ -28,7 +29,8 @@ import yaml
 from trm_core.cli import honour_sigint
 from trm_core.config import to_dict
 from trm_core.errors import OneLineArgumentParser, add_set_flag, run_cli
-from trm_core.cli_args import add_progress_flag
+from trm_core.cli_args import add_common, add_progress_flag
+from trm_core.infer.cli import add_engine_flags
 
 from sweeper import jobs, nodes
 from sweeper.run import cluster, preflight, progress
@@ -101,6 +103,18 @@ def add_report_commands(sub) -> None:
     report.add_argument("--storage", help="storage root holding the sweeps (default runs/sweeps)")
     report.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     report.add_argument("--no-aim", action="store_true", help="do not attach the report to the sweep's Aim experiment")
+    ens = sub.add_parser("ensemble", help="the final checkpoints of the K best configurations as one test-time ensemble",
+                         description="Evaluate the final checkpoints of a sweep's K best configurations (every seed any"
+                                     " phase trained to the end) as one ensemble with the test-time engine; the flags"
+                                     " are those of `python -m trm_core eval`. Written to SWEEP/ensembles/, shown by"
+                                     " `sweeper report`, attached to Aim; the same command again reuses the result.")
+    ens.add_argument("sweep", metavar="NAME_OR_PATH")
+    ens.add_argument("--top", type=int, default=1, metavar="K",
+                     help="how many of the best configurations (ranked as `report` ranks them; default 1)")
+    ens.add_argument("--storage", help="storage root holding the sweep (default runs/sweeps)")
+    ens.add_argument("--no-aim", action="store_true", help="do not attach the ensemble to the sweep's Aim experiment")
+    add_engine_flags(ens)
+    add_common(ens)
 
 
 # The commands that run trials, write Aim runs or draw plots import their modules when they run: Ray
@@ -183,17 +197,22 @@ def cmd_report(args) -> int:
     return report_command(args)
 
 
+def cmd_ensemble(args) -> int:
+    from sweeper.report.ensemble import ensemble_command  # torch, matplotlib, Aim: see above
+
+    return ensemble_command(args)
+
+
 def dry_run_text(spec, address: str | None = None, sweep_dir: Path | None = None) -> str:
     """The resolved plan: base config, space, search, resources per trial and concurrency."""
     lines = [f"sweep {spec.name} from {spec.file}",
              f"base config ({spec.base_source} + overrides):",
              "  " + yaml.safe_dump(to_dict(spec.base_cfg), sort_keys=False).rstrip().replace("\n", "\n  "),
-             f"metric: {spec.metric} ({spec.mode})",
+             f"metric: {spec.objectives_text}",
              f"space ({len(spec.searched)} searched, {len(spec.params) - len(spec.searched)} constant):"]
     width = max(len(k) for k in spec.params)
     lines += [f"  {k.ljust(width)}  {p.describe()}" for k, p in spec.params.items()]
-    sampler = {"tpe": f"tpe (multivariate, seed {spec.search_seed})", "random": f"random (seed {spec.search_seed})",
-               "grid": "grid"}[spec.sampler]
+    sampler = spec.sampler_text
     lines.append(f"search: {sampler}, {spec.num_samples} configurations x {len(spec.seeds)} seeds {spec.seeds}"
                  f" = {spec.total_trials} trials, max_concurrent {spec.max_concurrent or 'unlimited'}")
     if spec.points_to_evaluate:
@@ -233,8 +252,9 @@ def _concurrency_line(spec, address: str | None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed: what `ensemble` records as its command
     commands = {"run": cmd_run, "resume": cmd_resume, "ls": cmd_ls, "aim-sync": cmd_aim_sync,
-                "replicate": cmd_replicate, "report": cmd_report}
+                "replicate": cmd_replicate, "report": cmd_report, "ensemble": cmd_ensemble}
     return {**commands, **jobs.COMMANDS, **nodes.COMMANDS}[args.command](args)
 
 

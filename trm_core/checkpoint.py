@@ -16,12 +16,15 @@ import os
 import random
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
+from trm_core.config import TRMConfig, from_dict, parse_override, set_value, validate
 from trm_core.errors import UserError
+from trm_core.names import check_names
+from trm_core.runtime import resolve_device
 
 FORMAT = "trm_core.checkpoint/2"
 FILENAME = "checkpoint.pt"
@@ -138,6 +141,52 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     for key, kind in shapes.items():
         if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool):
             raise UserError(f"checkpoint {f} is damaged: '{key}' must be a {kind.__name__}, but is {type(data.get(key)).__name__}")
-    if data.get("ema") is not None and not isinstance(data["ema"], dict):
-        raise UserError(f"checkpoint {f} is damaged: 'ema' must be a dict or None, but is {type(data['ema']).__name__}")
+    ema = data.get("ema")
+    if ema is not None and not isinstance(ema, dict):
+        raise UserError(f"checkpoint {f} is damaged: 'ema' must be a dict or None, but is {type(ema).__name__}")
+    if ema is not None and not isinstance(ema.get("model"), dict):  # eval would fall back to 'model' silently
+        given = "a dict without 'model'" if "model" not in ema else f"a dict whose 'model' is {type(ema['model']).__name__}"
+        raise UserError(f"checkpoint {f} is damaged: 'ema' must be None or a dict holding the EMA weights "
+                        f"(a dict) under 'model', but is {given}")
     return data
+
+
+def checkpoint_weights(data: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """(weights, 'ema' | 'model') of a checkpoint from load_checkpoint: the EMA's when it has them."""
+    if data.get("ema") is not None:
+        return data["ema"]["model"], "ema"
+    return data["model"], "model"
+
+
+def checkpoint_config(data: dict[str, Any], path: str | os.PathLike, overrides: Sequence[str] = ()) -> TRMConfig:
+    """The TRMConfig a checkpoint (from load_checkpoint) was trained with, `--set` overrides applied,
+    checked as a run's config is (ranges, registry names, the device). A one-line UserError naming the
+    checkpoint when its stored config is at fault; an override's own error is left as it is."""
+    f = checkpoint_file(path)
+    try:
+        cfg = from_dict(data["config"])
+    except UserError as exc:
+        raise UserError(f"checkpoint {f} holds a config this trainer cannot read: {exc}") from None
+    for text in overrides:
+        key, value = parse_override(text)
+        set_value(cfg, key, value, source="--set")
+    error = _config_error(cfg)
+    if error is not None:
+        stored = _config_error(from_dict(data["config"])) if overrides else error
+        if stored is None:
+            raise error  # the stored config holds: the --set values are at fault, and the message says which
+        with_set = "" if str(stored) == str(error) else " with the --set values"
+        raise UserError(f"checkpoint {f} holds a config this trainer cannot use{with_set}: {error} "
+                        f"(--set KEY=VALUE overrides a stored value)")
+    return cfg
+
+
+def _config_error(cfg: TRMConfig) -> UserError | None:
+    """What a run's config checks (ranges, registry names, the device) say of `cfg`, or None."""
+    try:
+        validate(cfg)
+        check_names(cfg)
+        resolve_device(cfg.device)
+    except UserError as exc:
+        return exc
+    return None

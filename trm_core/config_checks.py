@@ -67,7 +67,7 @@ def _check_ranges(cfg: TRMConfig) -> None:
         "recursion.noise_beta": r.noise_beta, "recursion.state_noise_l": r.state_noise_l,
         "recursion.random_spread_n": r.random_spread_n, "recursion.random_spread_t": r.random_spread_t,
         "recursion.random_spread_nsup": r.random_spread_nsup,
-        "data.hint_k": d.hint_k, "data.min_rating": d.min_rating,
+        "data.hint_k": d.hint_k, "data.min_rating": d.min_rating, "seed": cfg.seed, "data.data_seed": d.data_seed,
     }
     for key, value in non_negative.items():
         if value < 0:

@@ -9,8 +9,13 @@ is exact (`eval/exact_acc`) or a pattern with one placeholder part:
 
 Rule names are read from the registry when a key is checked, never copied here, so a renamed or
 added rule needs no change in this file. `check(key)` returns a sentence saying why a key is not
-one the trainer reports (with a "did you mean"), or None; the sweeper calls it on `metric:` before
-Ray starts, so a typo costs one line, not a sweep.
+one the trainer reports (with a "did you mean"), or None; the sweeper calls it on every objective of
+`metric:` before Ray starts, so a typo costs one line, not a sweep.
+
+Cost keys (`COST_KEYS`, reported at every evaluation and cumulative over resumes): `cost/train_s`
+(seconds inside training steps), `cost/train_flops` (analytic training FLOPs at each step's depth),
+`cost/gpu_s` (wall seconds x the run's GPU share). They make accuracy-vs-cost searches possible:
+`metric: [eval/exact_acc, cost/train_s]` with `mode: [max, min]`.
 """
 
 from __future__ import annotations
@@ -30,13 +35,20 @@ TRAIN_KEYS = ("train/loss", "train/lm_loss", "train/halt_loss", "train/cell_acc"
 
 OTHER_KEYS = ("step", "perf/puzzle_steps_per_s", "time/elapsed_s", "time/stop_grace_s", "model/n_params")
 
+COST_KEYS = ("cost/train_s", "cost/train_flops", "cost/gpu_s")
+"""trm_core.train.loop (at every evaluation, cumulative over resumes): wall seconds inside training
+steps (<= time/elapsed_s); analytic training FLOPs, per step rows (puzzles x chains) x
+TRM.flops_per_puzzle_step(n, T, training=True) at that step's depth; time/elapsed_s x the run's GPU
+share (a sweep's resources.gpu; 0 on a CPU). A sweep may search on them next to an accuracy:
+`metric: [eval/exact_acc, cost/train_s]`, `mode: [max, min]` (search_spaces/README.md)."""
+
 TTS_KEYS = ("eval_tts/depth", "eval_tts/breadth", "eval_tts/n_puzzles", "eval_tts/wall_s", "eval_tts/members",
             "eval_tts/delta_pi", "eval_tts/member_avg_exact_acc")
 """trm_core.infer.engine.flat_metrics, reported only by a sweep with a `final_eval` section."""
 
 TTS_RULE_LEAVES = ("exact_acc", "cell_acc", "avg_nfe", "selection_failures")
 
-EXACT_KEYS = (OTHER_KEYS + TRAIN_KEYS + tuple(f"eval/{leaf}" for leaf in EVAL_LEAVES)
+EXACT_KEYS = (OTHER_KEYS + COST_KEYS + TRAIN_KEYS + tuple(f"eval/{leaf}" for leaf in EVAL_LEAVES)
               + tuple(f"final/{leaf}" for leaf in EVAL_LEAVES) + TTS_KEYS)
 
 _WIN_RATE = re.compile(r"train/win_rate/(?P<k>\d+)")
@@ -98,6 +110,6 @@ def check(key: str) -> str | None:
         rules = rule_names()
         return (f"names selection rule {m['rule']!r}, which does not exist (rules: {', '.join(rules)})"
                 f"{did_you_mean(m['rule'], rules)}")
-    examples = "eval/exact_acc, eval/halted_exact_acc, final/exact_acc, train/loss, eval_tts/<rule>/exact_acc"
+    examples = "eval/exact_acc, eval/halted_exact_acc, final/exact_acc, train/loss, cost/train_s, eval_tts/<rule>/exact_acc"
     return (f"must be a metric key the trainer reports (e.g. {examples}; all: README, 'Metric keys'),"
             f" but got {key!r}{did_you_mean(key, known_keys())}")

@@ -98,7 +98,8 @@ def resolve(text: str, storage: str | None, metric: str | None) -> Side:
 
 
 def compared_metrics(a: Side, b: Side) -> list[str]:
-    """The main metric, other eval metrics, per-rule families, then cost; each present on both sides."""
+    """The main metric, A's other objectives (a sweep with several), other eval metrics, per-rule
+    families, then cost; each present on both sides."""
     def present(side: Side) -> set[str]:
         return {c for c in side.sweep.metric_columns() if side.final[c].notna().any()}
 
@@ -106,7 +107,8 @@ def compared_metrics(a: Side, b: Side) -> list[str]:
     cols = [c for c in a.sweep.metric_columns() if c in both and c != a.sweep.metric]
     fams = [k for ks in families(cols).values() for k, _, _ in ks]
     cost = [c for c, _ in rp.COST if all(c in s.final and s.final[c].notna().any() for s in (a, b))]
-    return list(dict.fromkeys([a.sweep.metric] + eval_metrics(cols, a.sweep.metric) + fams + cost))
+    objectives = [m for m in a.sweep.objectives if m in both]
+    return list(dict.fromkeys([a.sweep.metric] + objectives + eval_metrics(cols, a.sweep.metric) + fams + cost))
 
 
 def comparison_table(a: Side, b: Side, seed: int) -> pd.DataFrame:
@@ -123,7 +125,7 @@ def comparison_table(a: Side, b: Side, seed: int) -> pd.DataFrame:
 
 
 def _side_text(name: str, s: Side) -> str:
-    params = rp.group_params(s.sweep).get(s.group, {})
+    params = rd.group_params(s.sweep).get(s.group, {})
     chosen = (f"the best of {s.candidates} configurations by mean {s.sweep.metric}, " if s.candidates > 1
               else "configuration ")
     values = ", ".join(f"`{k}` = {fmt(v)}" for k, v in params.items()) or "no parameters"

@@ -48,6 +48,15 @@ class Sweep:
     trials: pd.DataFrame
     phases: list[str] = field(default_factory=list)
     running: bool = False  # its driver (search or a replicate phase) is alive
+    objectives: list[str] = field(default_factory=list)
+    """The sweep's objectives (sweep.json `metrics`), the first being the one it searched first; [metric]
+    for a sweep with one. Several: the report adds a Pareto front over them (sweeper/report/pareto.py)."""
+    modes: list[str] = field(default_factory=list)
+    """max | min per objective (sweep.json `modes`)."""
+
+    def __post_init__(self) -> None:
+        self.objectives = list(self.objectives) or [self.metric]
+        self.modes = list(self.modes) or [self.mode]
 
     @property
     def device(self) -> str:
@@ -88,10 +97,23 @@ def load(name_or_path: str, storage: str | None = None, metric: str | None = Non
                         f" its metrics: {', '.join(known) or 'none yet'}")
     running = record.get("status") == "running" or any(
         (read_phase(p) or {}).get("status") == "running" for _, p in phase_dirs(d)[1:])
+    objectives, modes = record_objectives(record)
     sweep = Sweep(name=d.name, dir=d, record=record, metric=metric, mode=record.get("mode", "max"),
-                  trials=trials, phases=[p for p, _ in phase_dirs(d)], running=running)
+                  trials=trials, phases=[p for p, _ in phase_dirs(d)], running=running, objectives=objectives,
+                  modes=modes)
     prepare(sweep)
     return sweep
+
+
+def record_objectives(record: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(objectives, modes) of a sweep.json: `metrics`/`modes` (several objectives), else its metric and
+    mode; ([], []) when it names neither, or lists that do not pair up."""
+    metrics, modes = record.get("metrics"), record.get("modes")
+    if isinstance(metrics, list) and isinstance(modes, list) and metrics and len(metrics) == len(modes):
+        return [str(m) for m in metrics], [str(m) for m in modes]
+    if record.get("metric"):
+        return [str(record["metric"])], [str(record.get("mode", "max"))]
+    return [], []
 
 
 def prepare(sweep: Sweep) -> None:
@@ -100,8 +122,9 @@ def prepare(sweep: Sweep) -> None:
     for col in ("status", "error", "seed", "step"):
         if col not in df:
             df[col] = np.nan
-    if sweep.metric not in df:
-        df[sweep.metric] = np.nan
+    for col in dict.fromkeys([sweep.metric, *sweep.objectives]):
+        if col not in df:
+            df[col] = np.nan
     df["outcome"] = outcomes(df, sweep.metric)
     df["group"] = groups(df)
     df["wall_s"] = _seconds(df, "ended_at") - _seconds(df, "started_at")
@@ -154,6 +177,14 @@ def groups(df: pd.DataFrame) -> pd.Series:
         if key not in labels or (labels[key].startswith("cfg?") and isinstance(cid, str)):
             labels[key] = cid if isinstance(cid, str) else "cfg?" + hashlib.sha1(key.encode()).hexdigest()[:8]
     return pd.Series([labels[k] for k in keys], index=df.index, dtype=object)
+
+
+def group_params(sweep: Sweep) -> dict[str, dict[str, Any]]:
+    """group -> {param: value} (parameters the configuration did not sample are absent)."""
+    out: dict[str, dict[str, Any]] = {}
+    for _, row in sweep.trials.drop_duplicates("group").iterrows():
+        out[row["group"]] = {c[len(PARAM):]: plain(row[c]) for c in sweep.params if not is_missing(plain(row[c]))}
+    return out
 
 
 def _seconds(df: pd.DataFrame, name: str) -> pd.Series:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence, Union
@@ -42,7 +43,7 @@ NA = "n/a"
 
 
 def fmt(v: Any, digits: int = 4) -> str:
-    """Numbers to `digits` significant digits (thousands separated above 10,000); NaN -> n/a."""
+    """Numbers to `digits` significant digits (thousands separated from 10,000, exponent from 1e9); NaN -> n/a."""
     if v is None:
         return NA
     if isinstance(v, (bool, str)):
@@ -55,6 +56,8 @@ def fmt(v: Any, digits: int = 4) -> str:
         return NA
     if math.isinf(f):
         return "inf" if f > 0 else "-inf"
+    if abs(f) >= 1e9:
+        return f"{f:.4g}"  # FLOPs: 1.93e+11, not twelve digits
     if f.is_integer() and abs(f) < 1e15:
         return f"{int(f):,}" if abs(f) >= 10_000 else str(int(f))
     return f"{f:,.0f}" if abs(f) >= 10_000 else f"{f:.{digits}g}"
@@ -86,7 +89,7 @@ def to_markdown(blocks: Sequence[Block], base: Path) -> str:
             out.append("|" + "|".join("---" for _ in b.header) + "|")
             out += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in b.rows]
         elif isinstance(b, Image):
-            out.append(f"![{b.alt}]({b.path.relative_to(base).as_posix()})")
+            out.append(f"![{b.alt}]({Path(os.path.relpath(b.path, base)).as_posix()})")  # ../ for an ensemble's plots
         out.append("")
     return "\n".join(out)
 

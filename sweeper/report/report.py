@@ -21,7 +21,8 @@ from trm_core.errors import write_text_atomic
 
 from sweeper.aim.attach import attach_report
 from sweeper.report import data as rd
-from sweeper.report import plots, stats
+from sweeper.report import pareto, plots, stats
+from sweeper.report.ensemble_view import ensemble_blocks
 from sweeper.report.metrics import metric_blocks
 from sweeper.report.render import Heading, Image, Para, Table, ci, fmt, to_html, to_markdown
 from sweeper.run.sweeps import phase_dirs, read_phase
@@ -46,14 +47,6 @@ def final_trials(sweep: rd.Sweep) -> tuple[pd.DataFrame, int]:
     final = sweep.trials[sweep.trials["outcome"] == rd.FINAL]
     deduped = final.drop_duplicates(["group", "seed"], keep="last")
     return deduped, len(final) - len(deduped)
-
-
-def group_params(sweep: rd.Sweep) -> dict[str, dict[str, Any]]:
-    """group -> {param: value} (parameters the configuration did not sample are absent)."""
-    out: dict[str, dict[str, Any]] = {}
-    for _, row in sweep.trials.drop_duplicates("group").iterrows():
-        out[row["group"]] = {c[len(rd.PARAM):]: rd.plain(row[c]) for c in sweep.params if not rd.is_missing(rd.plain(row[c]))}
-    return out
 
 
 def group_table(sweep: rd.Sweep, final: pd.DataFrame, seed: int) -> pd.DataFrame:
@@ -236,17 +229,18 @@ def write_documents(blocks: list, out: Path, title: str, formats: list[str]) -> 
 
 
 def attach_to_aim(record: dict[str, Any], name: str, markdown: str, images: dict[str, Path],
-                  summary: dict[str, Any], state_file: Path) -> tuple[str | None, str]:
-    """The report's table and plots on the sweep's Aim experiment (sweeper/aim/attach.py does the
-    writing); returns the run's hash (None when the repo is gone) and a line saying where."""
+                  summary: dict[str, Any], state_file: Path, tag: str = "report") -> tuple[str | None, str]:
+    """The report's (or an ensemble's: tag `ensemble`) table and plots on the sweep's Aim experiment
+    (sweeper/aim/attach.py does the writing); returns the run's hash (None when the repo is gone) and a
+    line saying where."""
     repo = record.get("aim_repo")
     spec = record.get("spec") or {}
     experiment = (spec.get("aim") or {}).get("experiment") or spec.get("name") or record.get("name")
     if not repo or not Path(repo).is_dir():
-        return None, f"Aim: repo {repo or '(none recorded)'} not found; report not attached"
+        return None, f"Aim: repo {repo or '(none recorded)'} not found; {tag} not attached"
     run_hash = attach_report(repo, experiment, name, markdown, images, summary, state_file,
-                                     sweep=record.get("name"))
-    return run_hash, f"Aim: run {run_hash} ('{name}', tag report) in experiment {experiment} of {repo}"
+                             sweep=record.get("name"), tag=tag)
+    return run_hash, f"Aim: run {run_hash} ('{name}', tag {tag}) in experiment {experiment} of {repo}"
 
 
 def json_safe(v: Any) -> Any:
@@ -260,25 +254,32 @@ def make_report(sweep: rd.Sweep, out_dir: Path, formats: list[str], *, seed: int
     out_dir.mkdir(parents=True, exist_ok=True)
     final, dupes = final_trials(sweep)
     table = group_table(sweep, final, seed)
-    params = group_params(sweep)
+    params = rd.group_params(sweep)
     groups = list(table.index)
     steps = rd.load_steps(sweep)
     images = make_plots(sweep, final, table, steps, out_dir / "plots")
+    front = pareto.pareto_table(sweep, final, seed)  # empty with one objective
+    pareto_section, pareto_images = pareto.pareto_blocks(sweep, final, seed, out_dir / "plots", table=front)
+    images.update(pareto_images)  # "pareto": in the Plots section and on Aim as plot/pareto
     blocks: list = [Heading(1, f"Sweep report: {sweep.name}")]
     blocks += [Para(line) for line in state_lines(sweep)]
     blocks += [Para(f"`{sweep.dir}` (status {sweep.record.get('status', 'unknown')}). {status_line(sweep)}"),
                Para(STATS_NOTE.format(resamples=stats.N_RESAMPLES, seed=seed))]
     blocks += main_blocks(sweep, table, params, dupes)
+    blocks += pareto_section
     blocks += cost_blocks(sweep, table)
     blocks += metric_blocks(sweep, final, groups, seed)
+    blocks += ensemble_blocks(sweep)
     blocks += not_counted_blocks(sweep)
     if images:
         blocks.append(Heading(2, "Plots"))
         blocks += [Image(path, alt) for alt, path in images.values()]
     exports = (write_table(export_trials(sweep), out_dir, "trials") + write_table(steps, out_dir, "steps")
-               + write_table(summary_long(sweep, final, seed), out_dir, "summary"))
+               + write_table(summary_long(sweep, final, seed), out_dir, "summary")
+               + (write_table(front, out_dir, "pareto") if not front.empty else []))
     blocks += [Heading(2, "Files"), Para("Trial-level `trials.csv/.parquet`, step-level `steps.csv/.parquet`,"
-                                         " per configuration and metric `summary.csv/.parquet`; schema: docs/REPORTS.md.")]
+                                         " per configuration and metric `summary.csv/.parquet`, with several objectives the Pareto front"
+                                         " `pareto.csv/.parquet`; schema: docs/REPORTS.md.")]
     docs = write_documents(blocks, out_dir, f"Sweep report: {sweep.name}", formats)
     markdown = to_markdown(blocks, out_dir)
     head = {"sweep": sweep.name, "metric": sweep.metric, "mode": sweep.mode, "running": sweep.running,

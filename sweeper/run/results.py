@@ -78,10 +78,11 @@ class TrialResults(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         quiet = DIVERGED_KEY in result or PREEMPTED_KEY in result  # no metric there, on purpose
-        if self.base.metric not in result and not quiet and not self._said_no_metric:
+        missing = [m for m in self.base.objectives if m not in result]
+        if missing and not quiet and not self._said_no_metric:
             self._said_no_metric = True
             reported = ", ".join(sorted(k for k in result if "/" in k)[:8])
-            self.line.out().write(f"\nwarning: trial {trial.trial_id} reported no {self.base.metric} (it reports"
+            self.line.out().write(f"\nwarning: trial {trial.trial_id} reported no {', '.join(missing)} (it reports"
                                   f" {reported}, ...); check `metric:` in the spec\n")
         t = self.times.setdefault(trial.trial_id, {})
         if "first_result_at" not in t and isinstance(result.get("time/elapsed_s"), (int, float)):
@@ -125,7 +126,7 @@ class TrialResults(tune.Callback):
         write_json_atomic(self.times_file, self.times)
 
     def table(self, trials) -> pd.DataFrame:
-        return pd.DataFrame([trial_row(t, self.setup_of(t), self.base.metric, self.times.get(t.trial_id, {}),
+        return pd.DataFrame([trial_row(t, self.setup_of(t), self.base.objectives, self.times.get(t.trial_id, {}),
                                        self.aim_runs.get(t.trial_id)) for t in trials])
 
     def write_table(self, trials) -> None:

@@ -8,7 +8,9 @@ failure), `results.csv` / `results.parquet`, `aim_runs.json` (trial id -> Aim ru
 folders, checkpoints, searcher state), kept apart because Ray syncs its directory's .json files.
 
 Seeds: the searcher is wrapped in Ray's Repeater, so each sampled configuration runs once per seed
-(the seed is chosen by the repeat index) and Optuna is told the mean over seeds. With ASHA each
+(the seed is chosen by the repeat index) and Optuna is told the mean over seeds (of each objective,
+when `metric:` lists several; sweep.json then also holds `metrics` and `modes`, and the summary at
+the end ranks on the first and points to the report's Pareto front). With ASHA each
 seed-trial is judged on its own at every rung; a seed stopped at a rung contributes its value at
 that rung to the mean, which penalises configurations that ASHA finds weak (search_spaces/README.md).
 """
@@ -48,7 +50,8 @@ def _start_record(spec: SweepSpec, record: dict[str, Any] | None, address: str |
     record = dict(record or {})
     record.pop("reason", None)
     record.update(format=FORMAT, name=spec.name, spec_file=spec.file, spec=spec.raw, storage=str(spec.storage),
-                  aim_repo=str(spec.aim_repo), metric=spec.metric, mode=spec.mode, total_trials=spec.total_trials,
+                  aim_repo=str(spec.aim_repo), metric=spec.metric, mode=spec.mode, metrics=list(spec.metrics),
+                  modes=list(spec.modes), total_trials=spec.total_trials,
                   status="running", pid=os.getpid(), host=socket.gethostname(), address=address,
                   created_at=record.get("created_at", time.time()))
     write_json_atomic(sweep_dir(spec) / "sweep.json", record)
@@ -144,7 +147,7 @@ def final_status(df: pd.DataFrame | None, spec: SweepSpec, wall: float | None) -
     if ended >= spec.total_trials or (not interrupt.interrupted() and spec.time_budget_s and wall is not None
                                       and wall >= spec.time_budget_s * 0.98):
         status = "finished" if ended >= spec.total_trials else "time_budget"
-        missing = _no_metric_reason(df, spec.metric) if ended else None
+        missing = next(filter(None, (_no_metric_reason(df, m) for m in spec.metrics)), None) if ended else None
         return ("failed", errors, missing) if missing else (status, errors, None)
     return "interrupted", errors, None
 
@@ -178,6 +181,9 @@ def print_summary(record: dict[str, Any], spec: SweepSpec, df: pd.DataFrame | No
             print(f"  {line}", file=out)
     if best:
         print(f"best: {best['config_id']} ({spec.metric} {best['mean']:.4f} over {best['seeds']} seed(s))", file=out)
+    if len(spec.metrics) > 1:
+        print(f"this sweep has {len(spec.metrics)} objectives ({spec.objectives_text}); the table and best rank by the"
+              f" first; the Pareto front over all of them: python -m sweeper report {spec.name}", file=out)
     if record["status"] == "interrupted":
         print(f"resume with: {resume_command(spec.name, spec.storage)}", file=out)
     print(f"results: {d / 'results.csv'} (and results.parquet)", file=out)

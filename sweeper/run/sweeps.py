@@ -109,6 +109,14 @@ def _count_done(d: Path) -> str:
     return "?" if statuses is None else str(sum(s in ENDED for s in statuses))
 
 
+def objectives_text(record: dict[str, Any]) -> str:
+    """`eval/exact_acc (max)`; a sweep with several objectives lists them all (its BEST is the first's)."""
+    metrics, modes = record.get("metrics") or [record.get("metric", "?")], record.get("modes") or [record.get("mode", "?")]
+    if len(metrics) != len(modes):
+        modes = [record.get("mode", "?")] + ["?"] * (len(metrics) - 1)
+    return ", ".join(f"{m} ({mode})" for m, mode in zip(metrics, modes))
+
+
 def format_ls(storage: Path) -> str:
     rows = [("NAME", "STATUS", "TRIALS", "BEST", "METRIC", "CREATED", "PATH", "NOTE")]
     for d, r in list_sweeps(storage):
@@ -118,7 +126,7 @@ def format_ls(storage: Path) -> str:
         note = r.get("reason") or ""
         note = note if len(note) <= 80 else note[:77] + "..."
         rows.append((r.get("name", d.name), r.get("status", "?"), f"{_count_done(d)}/{r.get('total_trials', '?')}",
-                     value, f"{r.get('metric', '?')} ({r.get('mode', '?')})", created, str(d), note))
+                     value, objectives_text(r), created, str(d), note))
     if len(rows) == 1:
         return f"no sweeps under {storage}"
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]

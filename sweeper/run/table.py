@@ -13,7 +13,7 @@ import math
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -52,8 +52,10 @@ def trial_status(trial, steps_target: int, times: dict[str, Any]) -> str:
     return ended_status(last, steps_target)
 
 
-def trial_row(trial, setup: TrialSetup, metric: str, times: dict[str, Any], aim_hash: str | None) -> dict[str, Any]:
-    """One row of results.csv, columns in the documented order: identity, state, parameters, metrics."""
+def trial_row(trial, setup: TrialSetup, metric: str | Sequence[str], times: dict[str, Any],
+              aim_hash: str | None) -> dict[str, Any]:
+    """One row of results.csv, columns in the documented order: identity, state, parameters, metrics
+    (the spec's objectives first, in the spec's order; `metric` is one key or the list of them)."""
     last = trial.last_result or {}
     steps_target = setup.steps
     status = trial_status(trial, steps_target, times)
@@ -70,8 +72,9 @@ def trial_row(trial, setup: TrialSetup, metric: str, times: dict[str, Any], aim_
         "wall_s": round(ended - started, 2) if started is not None and ended is not None else None, "error": error,
     }
     row.update({f"param:{k}": v for k, v in setup.params.items()})
-    row[metric] = last.get(metric)
-    metrics = {k: v for k, v in last.items() if "/" in k and not k.startswith("config/") and k != metric
+    objectives = [metric] if isinstance(metric, str) else list(metric)
+    row.update({m: last.get(m) for m in objectives})
+    metrics = {k: v for k, v in last.items() if "/" in k and not k.startswith("config/") and k not in objectives
                and k not in (DIVERGED_KEY, PREEMPTED_KEY) and isinstance(v, (int, float, str, bool))}
     row.update(dict(sorted(metrics.items())))
     return row

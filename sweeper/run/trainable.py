@@ -118,8 +118,8 @@ def run_trial(config: dict[str, Any], base: SweepBase) -> None:
     out_dir = os.path.join(tune.get_context().get_trial_dir(), "trainer")
     last_step = [0]
 
-    # an eval_tts metric exists only after training: earlier results carry NaN (Tune wants the key)
-    pending = {base.metric: float("nan")} if base.metric.startswith("eval_tts/") else {}
+    # an eval_tts objective exists only after training: earlier results carry NaN (Tune wants the key)
+    pending = {m: float("nan") for m in base.objectives if m.startswith("eval_tts/")}
     resumed: dict[str, int] = {}
 
     def report(metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
@@ -138,7 +138,8 @@ def run_trial(config: dict[str, Any], base: SweepBase) -> None:
             if start is not None:
                 log.warning("trial resumes from checkpoint %s", start[1])
                 resumed[RESUMED_KEY] = start[0]  # in every result of this worker: where it went on from
-            train(cfg, report=report, out_dir=out_dir, resume_from=start and start[1])
+            # cost/gpu_s = the trainer's wall clock x the GPU share this trial holds (0 for CPU trials)
+            train(cfg, report=report, out_dir=out_dir, resume_from=start and start[1], gpu_share=base.gpu)
     except Stopped as stop:  # SIGTERM (a preempted node): the trainer saved the step it reached
         took = preempt.seconds_since_signal()
         if stop.checkpoint and stop.step != last_step[0]:  # at an evaluation's step Tune has it already

@@ -76,15 +76,24 @@ def config_id(params: dict[str, Any]) -> str:
 @dataclass
 class SweepBase:
     """What every trial of a sweep shares: the resolved base config, the seeds, the resources a trial
-    holds, the metric and the spec's final_eval mapping (or None)."""
+    holds, its objectives (`metric` the first) and the spec's final_eval mapping (or None)."""
 
     base: dict[str, Any]
     seeds: list[int]
     cpu: float
     gpu: float
     metric: str = ""
+    """The spec's first objective (what progress, ranking and ASHA use)."""
     final_eval: dict[str, Any] | None = None
     """The spec's final_eval mapping (trm_core.infer.engine.spec_from_mapping), or None."""
+    metrics: tuple[str, ...] = ()
+    """Every objective of the spec, the first being `metric` (empty in a base pickled before objectives
+    were lists: then `metric` alone)."""
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """The spec's objectives in order (results.csv puts their columns first)."""
+        return tuple(self.metrics) or ((self.metric,) if self.metric else ())
 
     @classmethod
     def from_spec(cls, spec: SweepSpec, embedded: bool) -> SweepBase:
@@ -100,7 +109,7 @@ class SweepBase:
         elif embedded:
             data["cache_dir"] = str(Path(default_cache_dir()).expanduser().resolve())
         return cls(base=base, seeds=list(spec.seeds), cpu=spec.cpu, gpu=spec.gpu, metric=spec.metric,
-                   final_eval=spec.final_eval)
+                   final_eval=spec.final_eval, metrics=tuple(spec.metrics))
 
     def seed_of(self, sample: dict[str, Any]) -> int:
         return self.seeds[int(sample.get(TRIAL_INDEX, 0)) % len(self.seeds)]

@@ -1,7 +1,8 @@
-"""The checks of a sweep spec against the trainer: the metric it reports (trm_core.metric_keys), the
-test-time engine's rule names, the trainer's own checks of the base config and of every searched
-bound, choice and constant, and `cpu_variant`. sweeper.spec.spec.validate calls them; each raises
-SpecError naming the file, the key path, what must hold and what was given.
+"""The checks of a sweep spec against the trainer: the objectives (`metric:`, one key or a list, and
+their modes) it reports (trm_core.metric_keys), the test-time engine's rule names, the trainer's own
+checks of the base config and of every searched bound, choice and constant, and `cpu_variant`.
+sweeper.spec.spec.validate calls them; each raises SpecError naming the file, the key path, what must
+hold and what was given.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from trm_core.errors import ConfigError, UserError
 from trm_core.infer.engine import spec_from_mapping
 from trm_core.names import check_names
 
-from sweeper.errors import SpecError, did_you_mean
+from sweeper.errors import SpecError, describe, did_you_mean
 from sweeper.spec.fields import section, string
 
 if TYPE_CHECKING:  # the spec module calls these checks: a runtime import would be circular
@@ -26,21 +27,51 @@ TRAINER_CHECKS = (validate_config, check_names)
 """The trainer's own checks of a whole config: value relations, then registry names."""
 
 
+MODES = ("max", "min")
+
+
 def metric(file: str, raw: Mapping) -> str:
     """A key the trainer reports (trm_core.metric_keys): a typo would train the whole sweep for nothing."""
-    metric = string(file, "metric", raw.get("metric", "eval/exact_acc"))
-    problem = metric_keys.check(metric)
-    if problem:
-        raise SpecError(file, "metric", problem)
-    return metric
+    return objectives(file, raw)[0][0]
+
+
+def objectives(file: str, raw: Mapping) -> tuple[list[str], list[str]]:
+    """(metrics, modes): `metric: KEY` with `mode: max|min` (default max), or several objectives,
+    `metric: [KEY, ...]` with `mode: [max|min, ...]`, one mode per key. Every key must be one the
+    trainer reports (trm_core.metric_keys, with its "did you mean"), and no key may come twice."""
+    given, mode = raw.get("metric", "eval/exact_acc"), raw.get("mode", "max")
+    several = isinstance(given, list)
+    if several and not given:
+        raise SpecError(file, "metric", "must be a metric key or a non-empty list of them, but got []")
+    metrics = [string(file, f"metric[{i}]", m) for i, m in enumerate(given)] if several else [string(file, "metric", given)]
+    for i, key in enumerate(metrics):
+        path = f"metric[{i}]" if several else "metric"
+        problem = metric_keys.check(key)
+        if problem:
+            raise SpecError(file, path, problem)
+        if key in metrics[:i]:
+            raise SpecError(file, path, f"names {key} again (it is metric[{metrics.index(key)}]): each objective once")
+    if several and not isinstance(mode, list):
+        raise SpecError(file, "mode", f"must be a list of {len(metrics)} modes (max or min), one per objective of"
+                                      f" metric, but got {describe(mode)}")
+    if not several and isinstance(mode, list):
+        raise SpecError(file, "mode", f"is a list of {len(mode)} modes, but metric is one key ({metrics[0]}); for"
+                                      f" several objectives make metric a list too: metric: [{metrics[0]}, ...]")
+    if not several:
+        return metrics, [string(file, "mode", mode, MODES)]
+    if len(mode) != len(metrics):
+        raise SpecError(file, "mode", f"must have one mode per objective: metric has {len(metrics)} keys, mode has"
+                                      f" {len(mode)} ({', '.join(map(str, mode))})")
+    return metrics, [string(file, f"mode[{i}]", m, MODES) for i, m in enumerate(mode)]
 
 
 def final_eval(file: str, raw: Mapping, spec: SweepSpec) -> None:
     """`final_eval: {depth, breadth, select, ...}`: the test-time scaling engine on each trial's final
     checkpoint (trm_core.infer.engine.spec_from_mapping); `eval_tts/<rule>/...` join its last result."""
+    tts = [(objective_path(spec, m), m) for m in spec.metrics if metric_keys.needs_final_eval(m)]
     if raw.get("final_eval") is None:
-        if spec.metric.startswith("eval_tts/"):
-            raise SpecError(file, "metric", f"{spec.metric} is reported only with a final_eval section")
+        for path, m in tts:
+            raise SpecError(file, path, f"{m} is reported only with a final_eval section")
         return
     fe = section(file, raw, "final_eval")
     _check_rules(file, fe)
@@ -48,24 +79,39 @@ def final_eval(file: str, raw: Mapping, spec: SweepSpec) -> None:
         infer, _ = spec_from_mapping(fe)
     except UserError as exc:
         raise SpecError(file, "final_eval", str(exc)) from None
-    if spec.metric.startswith("eval_tts/") and spec.scheduler != "none":
-        raise SpecError(file, "metric", f"{spec.metric} exists only after training: it needs scheduler none")
-    rule = metric_keys.tts_rule(spec.metric)
-    if rule is not None and rule not in infer.select:
-        raise SpecError(file, "metric", f"names rule {rule!r}, but final_eval.select is {', '.join(infer.select)}")
+    for path, m in tts:
+        if spec.scheduler != "none":
+            raise SpecError(file, path, f"{m} exists only after training: it needs scheduler none")
+        rule = metric_keys.tts_rule(m)
+        if rule is not None and rule not in infer.select:
+            raise SpecError(file, path, f"names rule {rule!r}, but final_eval.select is {', '.join(infer.select)}")
     spec.final_eval = fe
+
+
+def objective_path(spec: SweepSpec, key: str) -> str:
+    """Where an objective sits in the spec: `metric`, or `metric[i]` when metric is a list."""
+    return f"metric[{spec.metrics.index(key)}]" if isinstance(spec.raw.get("metric"), list) else "metric"
+
+
+def several_objectives(spec: SweepSpec) -> None:
+    """Several objectives search for a Pareto front of trials trained to the end: ASHA is refused."""
+    if len(spec.metrics) > 1 and spec.scheduler == "asha":
+        raise SpecError(spec.file, "scheduler.type", f"asha cannot run with {len(spec.metrics)} objectives: it stops"
+                        " trials early, so their cost objectives would measure a shortened run (a cut configuration"
+                        " looks cheap) and mislead the search; use scheduler: none")
 
 
 def check_metric_is_reported(spec: SweepSpec) -> None:
     """A chain metric (train/win_rate/<k>, train/winner_ce, ...) needs trials with enough chains."""
-    need = metric_keys.chains_needed(spec.metric)
     p = spec.params.get("recursion.chains")
     values = [spec.base_cfg.recursion.chains] if p is None else (
         [p.value] if p.kind == "constant" else list(p.choices) if p.kind == "categorical" else [p.high])
     most = max(int(v) for v in values)
-    if most < need:
-        raise SpecError(spec.file, "metric", f"{spec.metric} is reported only by trials with recursion.chains >= {need},"
-                                             f" but this sweep's trials have at most {most}")
+    for m in spec.metrics:
+        need = metric_keys.chains_needed(m)
+        if most < need:
+            raise SpecError(spec.file, objective_path(spec, m), f"{m} is reported only by trials with recursion.chains"
+                                                                f" >= {need}, but this sweep's trials have at most {most}")
 
 
 def _check_rules(file: str, fe: Mapping[str, Any]) -> None:

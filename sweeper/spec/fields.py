@@ -10,7 +10,8 @@ from sweeper.errors import SpecError, describe, did_you_mean
 
 SECTION_KEYS = {
     "base": {"preset", "config", "overrides"},
-    "search": {"sampler", "seed", "num_samples", "max_concurrent", "points_to_evaluate", "n_startup_trials"},
+    "search": {"sampler", "seed", "num_samples", "max_concurrent", "points_to_evaluate", "n_startup_trials",
+               "population_size"},
     "scheduler": {"type", "grace_period", "reduction_factor", "max_t"},
     "resources": {"cpu", "gpu"},
     "failure": {"max_retries", "max_failed_trials"},

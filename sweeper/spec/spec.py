@@ -23,7 +23,9 @@ from sweeper.spec.space import Param, parse_space
 
 TOP_KEYS = ("name", "description", "base", "metric", "mode", "space", "search", "scheduler", "seeds",
             "resources", "failure", "time_budget_s", "storage", "aim", "final_eval", "cpu_variant")
-SAMPLERS = ("tpe", "random", "grid")
+SAMPLERS = ("tpe", "random", "grid", "nsga2")
+NSGA2_MAX_POPULATION = 50
+"""Optuna's NSGAIISampler default population; a spec's default is smaller when it samples fewer configurations."""
 SCHEDULERS = ("none", "asha")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 NAME_RULE = "letters, digits, '_', '-' or '.', starting with a letter or digit (no '/', no leading '.')"
@@ -39,14 +41,21 @@ class SweepSpec:
     base_cfg: TRMConfig
     base_source: str
     metric: str
+    """The first objective: what ranks, reports, ASHA and the progress line use."""
     mode: str
     params: dict[str, Param]
+    metrics: list[str] = field(default_factory=list)
+    """Every objective (`metric:` as a list), the first being `metric`; Optuna searches on all of them."""
+    modes: list[str] = field(default_factory=list)
+    """max | min per objective, in the order of `metrics`."""
     sampler: str = "tpe"
     search_seed: int = 0
     num_samples: int = 8
     max_concurrent: int | None = None
     points_to_evaluate: list[dict[str, Any]] = field(default_factory=list)
     n_startup_trials: int | None = None
+    population_size: int | None = None
+    """sampler nsga2 only: configurations per generation (Optuna's NSGAIISampler population_size)."""
     scheduler: str = "none"
     grace_period: int = 1
     reduction_factor: float = 2.0
@@ -67,6 +76,21 @@ class SweepSpec:
     """The spec to run instead on a machine without a GPU (`cpu_variant:`, relative to this spec), as a
     path the user can type from the working directory; None: the spec names none."""
     raw: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.metrics = list(self.metrics) or [self.metric]
+        self.modes = list(self.modes) or [self.mode]
+
+    @property
+    def objectives_text(self) -> str:
+        """`eval/exact_acc (max)`, or with several objectives `eval/exact_acc (max), cost/train_s (min)`."""
+        return ", ".join(f"{m} ({mode})" for m, mode in zip(self.metrics, self.modes))
+
+    @property
+    def sampler_text(self) -> str:
+        """The sampler as the dry run shows it: `tpe (multivariate, seed 0)`, `nsga2 (population 4, seed 0)`, ..."""
+        return {"tpe": f"tpe (multivariate, seed {self.search_seed})", "random": f"random (seed {self.search_seed})",
+                "grid": "grid", "nsga2": f"nsga2 (population {self.population_size}, seed {self.search_seed})"}[self.sampler]
 
     @property
     def total_trials(self) -> int:
@@ -125,6 +149,13 @@ def _search(file: str, raw: Mapping, spec: SweepSpec) -> None:
     if grid_size is not None and spec.num_samples > grid_size:
         raise SpecError(file, "search.num_samples", f"must be <= the grid's {grid_size} points, but got {spec.num_samples}")
     spec.points_to_evaluate = _points(file, s.get("points_to_evaluate") or [], spec.params)
+    if s.get("population_size") is not None and spec.sampler != "nsga2":
+        raise SpecError(file, "search.population_size", f"only applies to sampler nsga2, but sampler is {spec.sampler}")
+    if spec.sampler == "nsga2":
+        # Optuna's default of 50 would leave a small sweep in its random first generation: at most half
+        # the configurations by default, so at least two generations run
+        default = min(NSGA2_MAX_POPULATION, max(2, spec.num_samples // 2))
+        spec.population_size = integer(file, "search.population_size", s.get("population_size", default), 2)
 
 
 def _grid_size(file: str, spec: SweepSpec) -> int:
@@ -271,15 +302,16 @@ def validate(file: str, raw: Mapping[str, Any], cwd: Path | None = None) -> Swee
     if "base" not in raw:
         raise SpecError(file, "base", "is required: base: {preset: NAME} or {config: FILE}, with optional overrides")
     cfg, source = _base_config(file, raw)
-    spec = SweepSpec(file=file, name=name, base_cfg=cfg, base_source=source, metric=checks.metric(file, raw),
-                     mode=string(file, "mode", raw.get("mode", "max"), ("max", "min")),
-                     params=parse_space(file, raw.get("space")), raw=dict(raw))
+    metrics, modes = checks.objectives(file, raw)
+    spec = SweepSpec(file=file, name=name, base_cfg=cfg, base_source=source, metric=metrics[0], mode=modes[0],
+                     metrics=metrics, modes=modes, params=parse_space(file, raw.get("space")), raw=dict(raw))
     if not spec.searched:
         raise SpecError(file, "space", "must search at least one key ({type: float|int|categorical, ...})")
     # the trainer's checks first: a bad train.steps must be named as such, not as the scheduler.max_t it implies
     checks.check_against_trainer(spec)
     _search(file, raw, spec)
     _scheduler(file, raw, spec)
+    checks.several_objectives(spec)
     _resources(file, raw, spec)
     spec.seeds = _seeds(file, raw)
     failure = section(file, raw, "failure")

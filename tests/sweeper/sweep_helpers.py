@@ -146,7 +146,7 @@ def check_dry_run(out: str, spec) -> None:
     start = lines.index(next(line for line in lines if line.startswith("base config (")))
     end = lines.index(next(line for line in lines if line.startswith("metric: ")))
     assert yaml.safe_load("\n".join(line[2:] for line in lines[start + 1:end])) == to_dict(spec.base_cfg)
-    assert lines[end] == f"metric: {spec.metric} ({spec.mode})"
+    assert lines[end] == f"metric: {spec.objectives_text}"  # `eval/exact_acc (max)`; several: `..., cost/train_s (min)`
     n_const = len(spec.params) - len(spec.searched)
     assert lines[end + 1] == f"space ({len(spec.searched)} searched, {n_const} constant):"
     assert [line.split()[0] for line in lines[end + 2:end + 2 + len(spec.params)]] == list(spec.params)

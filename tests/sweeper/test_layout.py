@@ -19,7 +19,8 @@ TORCH_MODULES = ("trm_core.train", "trm_core.infer", "trm_core.model", "trm_core
 """trm_core's modules that import torch (the trainer, the test-time engine and what they share)."""
 HEAVY = ("ray", "aim", "optuna", "matplotlib", "scipy", "requests", "torch", *TORCH_MODULES)
 """Packages that take about a second or more to import, or that only some commands need."""
-COMMANDS = ("sweeper.run.runner", "sweeper.run.replicate", "sweeper.aim.sync", "sweeper.report.command")
+COMMANDS = ("sweeper.run.runner", "sweeper.run.replicate", "sweeper.aim.sync", "sweeper.report.command",
+            "sweeper.report.ensemble")
 """The modules cli.py imports when their command runs (they import the heavy packages at their top)."""
 
 

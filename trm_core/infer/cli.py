@@ -38,9 +38,35 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
 
-def register(subparsers) -> None:
+def add_engine_flags(p) -> None:
+    """The engine's flags (--limit, --depth, --breadth, --transforms, --act, --select, --json, --plot,
+    --max-batch, --noise-beta, --window, --seed, --aas): one grammar for `python -m trm_core eval` and
+    `python -m sweeper ensemble`."""
     from trm_core.infer.engine import DEFAULT_RULES
 
+    p.add_argument("--limit", type=int, default=0, metavar="N",
+                   help="evaluate a seeded subset of N puzzles (default 0: the whole split)")
+    p.add_argument("--depth", type=_ints, default=None, metavar="D[,D...]",
+                   help="supervision steps (default: the trained N_sup); a list is read from one rollout")
+    p.add_argument("--breadth", type=_ints, default=None, metavar="B[,B...]",
+                   help="independent restarts per member (random inits and/or path noise; default 1)")
+    p.add_argument("--transforms", default=None, metavar="N|NAMES",
+                   help="input transforms per checkpoint: a count (identity + random ones) or names, e.g. "
+                        "identity,digits,transpose (default 1: identity)")
+    p.add_argument("--act", action="store_true", help="stop each row at its first q_halt > 0 (a refill queue)")
+    p.add_argument("--select", type=_names, default=None, metavar="RULES",
+                   help=f"selection rules, comma list (default: {','.join(DEFAULT_RULES)})")
+    p.add_argument("--json", default=None, metavar="FILE", help="write every number as JSON")
+    p.add_argument("--plot", default=None, metavar="DIR", help="write PNG plots to DIR")
+    p.add_argument("--max-batch", type=int, default=None, metavar="N", help="rows stepped together (default: 256 on a CPU, 4096 on a GPU)")
+    p.add_argument("--noise-beta", type=float, default=None, metavar="X",
+                   help="test-time path noise beta (default: the checkpoint's recursion.eval_noise_beta)")
+    p.add_argument("--window", type=int, default=None, metavar="L", help="top1_converged's residual window (default 3)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the restarts' inits and noise (default 0)")
+    p.add_argument("--aas", action="store_true", help="also measure the Asymptotic Alignment Score")
+
+
+def register(subparsers) -> None:
     ev = subparsers.add_parser(
         "eval", help="evaluate checkpoints: the trainer's evaluation, or test-time scaling",
         description="Evaluate checkpoints on their held-out split (EMA weights if present). One checkpoint and no "
@@ -48,26 +74,7 @@ def register(subparsers) -> None:
                     "depth, breadth, ensembles of checkpoints x transforms, selection rules; one table.")
     ev.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
                     help="run directories (their latest readable checkpoint), checkpoint directories or checkpoint.pt files")
-    ev.add_argument("--limit", type=int, default=0, metavar="N",
-                    help="evaluate a seeded subset of N puzzles (default 0: the whole split)")
-    ev.add_argument("--depth", type=_ints, default=None, metavar="D[,D...]",
-                    help="supervision steps (default: the trained N_sup); a list is read from one rollout")
-    ev.add_argument("--breadth", type=_ints, default=None, metavar="B[,B...]",
-                    help="independent restarts per member (random inits and/or path noise; default 1)")
-    ev.add_argument("--transforms", default=None, metavar="N|NAMES",
-                    help="input transforms per checkpoint: a count (identity + random ones) or names, e.g. "
-                         "identity,digits,transpose (default 1: identity)")
-    ev.add_argument("--act", action="store_true", help="stop each row at its first q_halt > 0 (a refill queue)")
-    ev.add_argument("--select", type=_names, default=None, metavar="RULES",
-                    help=f"selection rules, comma list (default: {','.join(DEFAULT_RULES)})")
-    ev.add_argument("--json", default=None, metavar="FILE", help="write every number as JSON")
-    ev.add_argument("--plot", default=None, metavar="DIR", help="write PNG plots to DIR")
-    ev.add_argument("--max-batch", type=int, default=None, metavar="N", help="rows stepped together (default: 256 on a CPU, 4096 on a GPU)")
-    ev.add_argument("--noise-beta", type=float, default=None, metavar="X",
-                    help="test-time path noise beta (default: the checkpoint's recursion.eval_noise_beta)")
-    ev.add_argument("--window", type=int, default=None, metavar="L", help="top1_converged's residual window (default 3)")
-    ev.add_argument("--seed", type=int, default=None, help="seed of the restarts' inits and noise (default 0)")
-    ev.add_argument("--aas", action="store_true", help="also measure the Asymptotic Alignment Score")
+    add_engine_flags(ev)
     add_common(ev)
     ev.set_defaults(func=cmd_eval)
 
@@ -77,7 +84,8 @@ def _engine_wanted(args) -> bool:
     return len(args.checkpoints) > 1 or any(v is not None and v is not False for v in given)
 
 
-def _spec(args):
+def infer_spec(args):
+    """The InferSpec the engine flags ask for (unchecked)."""
     from trm_core.infer.engine import InferSpec
 
     given = {"depths": args.depth, "breadths": args.breadth, "transforms": args.transforms, "act": args.act,
@@ -86,7 +94,7 @@ def _spec(args):
     return InferSpec(**{k: v for k, v in given.items() if v is not None})
 
 
-def _check_outputs(args) -> None:
+def check_outputs(args) -> None:
     """Fail before the rollout (it can take minutes) when a result could not be written: --json's
     folder must exist and take a file, --plot must be a folder we can create and write. The probe
     leaves nothing behind."""
@@ -133,8 +141,8 @@ def cmd_eval(args) -> int:
     from trm_core.infer.engine import run
     from trm_core.infer.report import table
 
-    spec = _spec(args).check()
-    _check_outputs(args)  # before the rollout: a bad path must not cost its minutes
+    spec = infer_spec(args).check()
+    check_outputs(args)  # before the rollout: a bad path must not cost its minutes
     result = run(args.checkpoints, spec, overrides(args), args.limit, progress=True)
     print(table(result))
     data = result.to_json()

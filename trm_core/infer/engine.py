@@ -127,10 +127,16 @@ class Result:
     metrics: dict[str, float]
     """Flat `eval_tts/...` keys at the largest depth and breadth."""
     notes: list[str] = field(default_factory=list)
+    by_checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    """With `run(..., prefixes=True)`: the rows again for the first m checkpoints, m = 1..C (each row
+    has `checkpoints` m and `members`), read from the same rollout: accuracy against ensemble size."""
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.header, "results": self.rows, "diagnostics": self.diagnostics, "metrics": self.metrics,
-                "notes": self.notes}
+        out = {**self.header, "results": self.rows, "diagnostics": self.diagnostics, "metrics": self.metrics,
+               "notes": self.notes}
+        if self.by_checkpoints:
+            out["by_checkpoints"] = self.by_checkpoints
+        return out
 
     def plot_data(self, traces: int = 16) -> dict[str, Any]:
         """What trm_core.infer.plots.figures needs, and no more (a sweep trial reports it)."""
@@ -202,6 +208,18 @@ def evaluate_views(records: Sequence[Record], labels: torch.Tensor, spec: InferS
     return rows, views
 
 
+def prefix_rows(records: Sequence[Record], labels: torch.Tensor, spec: InferSpec, depths, breadths,
+                n_transforms: int) -> list[dict]:
+    """The rows of `evaluate_views` for the first m checkpoints (m = 1..C), each tagged with m and its
+    member count m x transforms x breadth; wall_s is the rollout time of those m checkpoints."""
+    out = []
+    for m in range(1, len(records) + 1):
+        part = records[:m]
+        rows, _ = evaluate_views(part, labels, spec, depths, breadths, m, sum(r.wall_s for r in part))
+        out += [{"checkpoints": m, "members": m * n_transforms * r["breadth"], **r} for r in rows]
+    return out
+
+
 def flat_metrics(rows: list[dict], views: list[dict], n_puzzles: int, wall_s: float) -> dict[str, float]:
     """`eval_tts/<rule>/<metric>` at the largest depth and breadth, for Tune, Optuna and Aim."""
     d, b = max(r["depth"] for r in rows), max(r["breadth"] for r in rows)
@@ -218,7 +236,10 @@ def flat_metrics(rows: list[dict], views: list[dict], n_puzzles: int, wall_s: fl
 
 
 def run(checkpoints: Sequence[str | os.PathLike], spec: InferSpec, overrides: Sequence[str] = (), limit: int = 0,
-        progress: bool = False) -> Result:
+        progress: bool = False, prefixes: bool = False) -> Result:
+    """Roll the members out once and read every rule at every depth and breadth; `prefixes`: also for
+    the first m checkpoints, m = 1..C (Result.by_checkpoints; the sweeper's ensembles plot accuracy
+    against ensemble size from it)."""
     spec.check()
     loaded, eval_set, task = load_members(checkpoints, overrides, limit)
     device = loaded[0].model.h_init.device
@@ -256,4 +277,6 @@ def run(checkpoints: Sequence[str | os.PathLike], spec: InferSpec, overrides: Se
                      "max_batch": queue, "noise_beta": spec.noise_beta, "window": spec.window,
                      "seed": spec.seed, "limit": limit, "overrides": list(overrides), "device": str(device)},
     }
-    return Result(header, rows, diagnostics, flat_metrics(rows, views, n, wall_s), _notes(loaded, big_b, spec.noise_beta))
+    by_checkpoints = prefix_rows(records, labels, spec, depths, breadths, len(transforms)) if prefixes else []
+    return Result(header, rows, diagnostics, flat_metrics(rows, views, n, wall_s), _notes(loaded, big_b, spec.noise_beta),
+                  by_checkpoints)

@@ -16,14 +16,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from trm_core.checkpoint import describe, load_checkpoint
-from trm_core.config import TRMConfig, from_dict, parse_override, set_value, validate
+from trm_core.checkpoint import checkpoint_config, checkpoint_weights, describe, load_checkpoint
+from trm_core.config import TRMConfig
 from trm_core.data.load import EvalSet, load_data
 from trm_core.errors import UserError
 from trm_core.infer.rollout import Members
 from trm_core.infer.transforms import Task, Transform
 from trm_core.model.trm import TRM, build_model
-from trm_core.names import check_names
 from trm_core.rng import derive_seed
 from trm_core.runtime import (
     autocast_factory,
@@ -47,23 +46,21 @@ class Loaded:
         return autocast_factory(self.model.h_init.device, self.cfg.train.dtype, self.cfg.train.precision)
 
 
-def _config(data: dict, path: str, overrides: Sequence[str]) -> TRMConfig:
-
-    cfg = from_dict(data["config"])
-    for text in overrides:
-        key, value = parse_override(text)
-        set_value(cfg, key, value, source="--set")
-    validate(cfg)
-    check_names(cfg)
-    return cfg
+def _matrix(weights: dict, key: str) -> torch.Tensor | None:
+    value = weights.get(key)
+    return value if isinstance(value, torch.Tensor) and value.dim() == 2 else None
 
 
-def _trained_shape(cfg: TRMConfig, weights: dict) -> tuple[str, int, int | None]:
+def _trained_shape(cfg: TRMConfig, weights: dict) -> tuple[str, int, int | None] | None:
     """(task kind, vocabulary, cells) the checkpoint was trained on, read from its weights where they
-    tell (the lm head; the MLP-Mixer's token weights), else from its config; cells None if unknown."""
+    tell (the lm head; the MLP-Mixer's token weights), else from its config; cells None if unknown.
+    None when the weights have no lm head matrix (a damaged checkpoint: loading them says what is wrong)."""
     kind = "maze" if cfg.data.task == "maze" else "sudoku"
-    vocab = int(weights["lm_head.weight"].shape[0]) - int(cfg.model.halt_register)  # the HALT class is no puzzle token
-    token_mlp = weights.get("blocks.0.mixer.mlp.gate_up.weight")
+    head = _matrix(weights, "lm_head.weight")
+    if head is None:
+        return None
+    vocab = int(head.shape[0]) - int(cfg.model.halt_register)  # the HALT class is no puzzle token
+    token_mlp = _matrix(weights, "blocks.0.mixer.mlp.gate_up.weight")
     if token_mlp is not None:
         return kind, vocab, int(token_mlp.shape[1]) - int(cfg.model.halt_register) - cfg.model.prefix_len
     return kind, vocab, None if cfg.data.path else cfg.data.board_size ** 2
@@ -71,7 +68,10 @@ def _trained_shape(cfg: TRMConfig, weights: dict) -> tuple[str, int, int | None]
 
 def _check_shape(path: str, cfg: TRMConfig, weights: dict, task: Task) -> None:
     """The checkpoint must be a model of the puzzles' task, vocabulary and board size."""
-    kind, vocab, cells = _trained_shape(cfg, weights)
+    trained = _trained_shape(cfg, weights)
+    if trained is None:
+        return
+    kind, vocab, cells = trained
     if kind != task.kind or vocab != task.vocab or cells not in (None, task.n_cells):
         shape = f"{cells} cells" if cells else "cells unknown"
         raise UserError(f"checkpoint {path} is a {kind} model (vocabulary {vocab}, {shape}), but the puzzles "
@@ -87,7 +87,7 @@ def load_members(paths: Sequence[str | os.PathLike], overrides: Sequence[str] = 
     if not paths:
         raise UserError("eval needs at least one checkpoint")
     raw = [(str(p), load_checkpoint(p)) for p in paths]
-    cfgs = [_config(data, path, overrides) for path, data in raw]
+    cfgs = [checkpoint_config(data, path, overrides) for path, data in raw]
     cfg0 = cfgs[0]
     device = resolve_device(cfg0.device)
     set_cpu_threads(device, cfg0.train.cpu_threads)
@@ -98,16 +98,16 @@ def load_members(paths: Sequence[str | os.PathLike], overrides: Sequence[str] = 
     task = Task.from_meta(meta)
     loaded = []
     for (path, data), cfg in zip(raw, cfgs):
-        weights = data["ema"]["model"] if data.get("ema") else data["model"]
+        weights, which = checkpoint_weights(data)
         _check_shape(path, cfg, weights, task)
         model = build_model(cfg, meta["vocab_size"], meta["seq_len"], int(meta.get("n_puzzle_ids", 1)))
         try:
             model.load_state_dict(weights)
-        except RuntimeError as exc:
+        except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise UserError(f"checkpoint {path} does not match this config: {describe(exc)}") from None
         model.to(device).eval()
         model.forward_dtype = forward_dtype(device, cfg.train.dtype, cfg.train.precision)
-        loaded.append(Loaded(path, cfg, model, int(data["step"]), "ema" if data.get("ema") else "model"))
+        loaded.append(Loaded(path, cfg, model, int(data["step"]), which))
     return loaded, eval_set, task
 
 

@@ -1,6 +1,7 @@
 """PNG plots of an engine result (its JSON form), with matplotlib's Agg backend.
 
-`figures(data)` builds the figures (accuracy vs depth, vs breadth, vs NFE; halting; residuals)
+`figures(data)` builds the figures (accuracy vs depth, vs breadth, vs NFE; with the checkpoint prefixes
+of a sweep's ensemble, vs members and vs NFE as members grow; halting; residuals)
 from `Result.to_json()`, so the sweeper's Aim adapter can draw the same ones from reported data;
 `write_plots(data, out_dir)` saves them as PNG files. The oracle is drawn dashed, labelled ceiling.
 """
@@ -58,6 +59,28 @@ def _accuracy_vs(plt, data: dict, x: str, fixed: dict, title: str, log: bool):
     return fig
 
 
+def _ensemble_size(plt, data: dict, x: str):
+    """Accuracy of every rule against the ensemble's size (the first m checkpoints, m = 1..C) at the
+    largest depth and breadth, as members or as avg NFE."""
+    s = data["settings"]
+    big_d, big_b = max(s["depths"]), max(s["breadths"])
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for rule, rows in _by_rule(data["by_checkpoints"], depth=big_d, breadth=big_b).items():
+        rows = sorted(rows, key=lambda r: r["checkpoints"])
+        ax.plot([r[x] for r in rows], [r["exact_acc"] for r in rows], **_style(rule, rows))
+    ax.set_xscale("log", base=2)
+    per = len(data["transforms"]) * big_b
+    ax.set_xlabel({"members": f"members (checkpoints x {per} transform(s) x restart(s))",
+                   "avg_nfe": "avg NFE per puzzle"}[x])
+    ax.set_ylabel("exact accuracy")
+    ax.set_title(f"accuracy vs ensemble size{' (as compute)' if x == 'avg_nfe' else ''}: the first m checkpoints, "
+                 f"depth {big_d}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def _halting(plt, data: dict):
     h = data["diagnostics"]["halting"]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -109,6 +132,9 @@ def figures(data: dict[str, Any]) -> dict[str, Any]:
                                                   f"accuracy vs breadth (depth {big_d})", log=True)
     out["accuracy_vs_nfe"] = _accuracy_vs(plt, data, "avg_nfe", {}, "accuracy vs compute (every depth and breadth)",
                                           log=True)
+    if len({r["checkpoints"] for r in data.get("by_checkpoints", [])}) > 1:
+        out["accuracy_vs_members"] = _ensemble_size(plt, data, "members")
+        out["accuracy_vs_nfe_by_members"] = _ensemble_size(plt, data, "avg_nfe")
     out["halting"] = _halting(plt, data)
     out["residuals"] = _residuals(plt, data)
     return out

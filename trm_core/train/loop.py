@@ -1,4 +1,4 @@
-"""The deep-supervision trainer: `train(cfg, report=None, *, out_dir=None, resume_from=None) -> dict`.
+"""The deep-supervision trainer: `train(cfg, report=None, *, out_dir=None, resume_from=None, gpu_share=None) -> dict`.
 
 One optimiser step = one supervision step of a full batch (ACT, trm_core.train.act). The loop
 reads top to bottom: depth -> refill -> lr -> forward/loss/backward -> clip -> step -> EMA ->
@@ -6,6 +6,15 @@ carry policies -> halting -> log -> eval/checkpoint/report. `report(metrics, che
 called after every evaluation (every `train.eval_interval` steps and at the end) with a directory
 that `resume_from=` accepts. With `out_dir`, the run also writes config.yaml, metrics.jsonl (one
 JSON object per log/eval line) and final.json there.
+
+Every evaluation also reports what the run has cost so far (cumulative over resumes; a sweep can
+search on them, trm_core.metric_keys): `cost/train_s`, the wall seconds spent inside training steps
+(the same per-step clock as perf/puzzle_steps_per_s; evaluations, checkpoints and start-up are not
+in it, so it is at most time/elapsed_s); `cost/train_flops`, the analytic matmul FLOPs of those
+steps (each step: rows of the batch, puzzles x chains, x `TRM.flops_per_puzzle_step(n, T,
+training=True)` at that step's depth, so CGAR's cheaper early stages count as cheaper; with the
+fixed-point solver it counts n unrolled iterations); `cost/gpu_s`, time/elapsed_s x the run's GPU
+share (`gpu_share`: a sweep passes the trial's fractional GPU; default 1.0 on CUDA, 0.0 on a CPU).
 """
 
 from __future__ import annotations
@@ -143,8 +152,9 @@ class RunOutput:
     """Evaluation, checkpoints, report() calls and the run files (config.yaml, metrics.jsonl
     appended and flushed per line, final.json written atomically) of one training run."""
 
-    def __init__(self, s: Session, report: Optional[Report], out_dir: str | os.PathLike | None, data: Data):
-        self.s, self.report, self.data = s, report, data
+    def __init__(self, s: Session, report: Optional[Report], out_dir: str | os.PathLike | None, data: Data,
+                 gpu_share: float = 0.0):
+        self.s, self.report, self.data, self.gpu_share = s, report, data, gpu_share
         self.out = Path(out_dir) if out_dir is not None else None
         # The longest training step and evaluation (with its checkpoint) so far: a stop request waits
         # for at most one of each, then one checkpoint (`stop_grace_s`).
@@ -187,6 +197,7 @@ class RunOutput:
             else:
                 metrics.update({"final/" + k[len("eval/"):]: v for k, v in list(metrics.items()) if k.startswith("eval/")})
         metrics["time/elapsed_s"] = s.sync_clock()
+        metrics.update(self.costs(metrics["time/elapsed_s"]))
         ckpt_dir = None
         if self.ckpt_root is not None:
             ckpt_dir = self.save_checkpoint()
@@ -196,6 +207,11 @@ class RunOutput:
         if self.report is not None:
             self.report(metrics, ckpt_dir)
         return metrics
+
+    def costs(self, elapsed_s: float) -> dict[str, float]:
+        """cost/* at an evaluation: seconds in training steps, their analytic FLOPs, GPU share x wall."""
+        return {"cost/train_s": self.s.train_s, "cost/train_flops": float(self.s.train_flops),
+                "cost/gpu_s": elapsed_s * self.gpu_share}
 
     def save_checkpoint(self) -> str:
         t0 = time.perf_counter()
@@ -217,18 +233,28 @@ class RunOutput:
 
 
 def train(cfg: TRMConfig, report: Optional[Report] = None, *, out_dir: str | os.PathLike | None = None,
-          resume_from: str | os.PathLike | None = None, progress: bool = False) -> dict:
-    """Train a TRM as `cfg` says; returns the final metrics (the last evaluation and train stats)."""
+          resume_from: str | os.PathLike | None = None, progress: bool = False,
+          gpu_share: float | None = None) -> dict:
+    """Train a TRM as `cfg` says; returns the final metrics (the last evaluation and train stats).
+
+    `gpu_share`: the share of a GPU this run holds, for `cost/gpu_s` (time/elapsed_s x share): a sweep
+    passes its trial's fractional GPU (0.25 when four trials share one); None means 1.0 when training
+    on CUDA and 0.0 on a CPU.
+    """
     cfg = validate(from_dict(to_dict(cfg)))
     check_names(cfg)
     device = resolve_device(cfg.device)
+    if gpu_share is None:
+        gpu_share = 1.0 if device.type == "cuda" else 0.0
+    if not (isinstance(gpu_share, (int, float)) and math.isfinite(gpu_share) and gpu_share >= 0):
+        raise ValueError(f"gpu_share must be a finite number >= 0, but got {gpu_share!r}")
     set_cpu_threads(device, cfg.train.cpu_threads)
     set_deterministic(cfg.train.deterministic, device)
     data = load_data(cfg)
     s = build_session(cfg, device, data.dataset, data.stream)
     if resume_from is not None:
         restore(s, ckpt.load_checkpoint(resume_from), str(resume_from))
-    output = RunOutput(s, report, out_dir, data)
+    output = RunOutput(s, report, out_dir, data, float(gpu_share))
     autocast = autocast_factory(device, cfg.train.dtype, cfg.train.precision)
     t = cfg.train
     s.clock_start = time.perf_counter()
@@ -239,6 +265,7 @@ def train(cfg: TRMConfig, report: Optional[Report] = None, *, out_dir: str | os.
         step_stats = train_step(s, autocast)
         step_s = time.perf_counter() - t_step
         stats.add(step_stats, step_s)
+        s.count_step(step_s, int(step_stats["n_inner"]), int(step_stats["n_outer"]))
         output.max_step_s = max(output.max_step_s, step_s)
         bar.update(1)
         out_of_time = t.time_budget_s > 0 and s.elapsed() >= t.time_budget_s

@@ -3,12 +3,18 @@
 The data it trains on comes from `trm_core.data.load.load_data(cfg)`; `build_session` makes the
 model (in the forward dtype train.precision asks for), its EMA, the optimiser recipe, the empty ACT
 batch and the run's random streams (trm_core.rng); `checkpoint_payload` / `restore` round-trip it.
+
+Cost counters (reported as `cost/train_s`, `cost/train_flops` at every evaluation, trm_core.metric_keys):
+`train_s` (wall seconds inside training steps) and `train_flops` (analytic training FLOPs, `step_flops`)
+are cumulative over resumes: the checkpoint payload carries them under the optional keys `train_s`
+and `train_flops`. A checkpoint written before they existed still resumes; its counters then start
+at 0 at the resumed step (they count from there on), which `restore` accepts without a warning.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import torch
@@ -40,6 +46,26 @@ class Session:
     elapsed_s: float = 0.0
     """Wall seconds of this run (over resumes) up to `clock_start`."""
     clock_start: float = 0.0
+    train_s: float = 0.0
+    """Wall seconds spent in training steps (trm_core.train.loop.train_step), over resumes."""
+    train_flops: int = 0
+    """Analytic training FLOPs of the steps taken so far (`step_flops` per step), over resumes."""
+    _flops_per_depth: dict[tuple[int, int], int] = field(default_factory=dict, repr=False)
+
+    def step_flops(self, n_inner: int, n_outer: int) -> int:
+        """Analytic FLOPs of one training step of the whole batch at depth (n, T): its rows (puzzles x
+        chains) x `TRM.flops_per_puzzle_step(n, T, training=True)`; cached per depth (CGAR's curriculum
+        and randomised depth change it from step to step)."""
+        key = (int(n_inner), int(n_outer))
+        if key not in self._flops_per_depth:
+            rows = int(self.batch.carry.z_h.shape[0])
+            self._flops_per_depth[key] = rows * self.model.flops_per_puzzle_step(*key, training=True)
+        return self._flops_per_depth[key]
+
+    def count_step(self, seconds: float, n_inner: int, n_outer: int) -> None:
+        """Add one training step's cost: its wall seconds and its analytic FLOPs."""
+        self.train_s += seconds
+        self.train_flops += self.step_flops(n_inner, n_outer)
 
     def elapsed(self) -> float:
         return self.elapsed_s + time.perf_counter() - self.clock_start
@@ -71,7 +97,8 @@ def build_session(cfg: TRMConfig, device: torch.device, dataset, stream) -> Sess
 
 def checkpoint_payload(s: Session) -> dict[str, Any]:
     return {
-        "step": s.step, "elapsed_s": s.elapsed_s, "config": to_dict(s.cfg),
+        "step": s.step, "elapsed_s": s.elapsed_s, "train_s": s.train_s, "train_flops": s.train_flops,
+        "config": to_dict(s.cfg),
         "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(),
         "ema": s.ema.state_dict() if s.ema is not None else None,
         "batch": s.batch.state_dict(s.cfg.train.checkpoint_carry), "stream": s.stream.state_dict(),
@@ -122,5 +149,7 @@ def restore(s: Session, data: dict[str, Any], source: str) -> None:
         s.stream.load_state_dict(data["stream"])
         ckpt.set_rng_state(data["rng"], s.streams)
         s.step, s.elapsed_s = int(data["step"]), float(data["elapsed_s"])
+        # optional: checkpoints written before the cost counters existed resume with them at 0
+        s.train_s, s.train_flops = float(data.get("train_s") or 0.0), int(data.get("train_flops") or 0)
     except (RuntimeError, ValueError, KeyError, TypeError) as exc:
         raise UserError(f"checkpoint {source} does not match this config: {ckpt.describe(exc)}") from None

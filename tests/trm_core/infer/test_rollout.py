@@ -155,3 +155,19 @@ def test_convergence_scores_are_eqrs_formulas(checkpoints):
     torch.testing.assert_close(snap.logit_residual, code_score, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(snap.residual, paper_score, rtol=1e-4, atol=1e-6)
     assert not torch.allclose(code_score, paper_score)  # two different scores, not one under two names
+
+
+def test_ensemble_size_rows_equal_runs_of_the_first_m_checkpoints_alone(checkpoints):
+    """run(..., prefixes=True) reads the first m checkpoints of one rollout (the sweeper's accuracy vs
+    ensemble size): each m's rows must be what the engine gives those m checkpoints on their own."""
+    ckpts = [checkpoints["plain"], checkpoints["noisy"], checkpoints["plain_trained_head"]]
+    spec = InferSpec(depths=(2, 4), breadths=(1, 2), transforms="identity,digits",
+                     select=("last", "halt_first", "prob_avg", "majority", "top1_converged", "oracle"))
+    whole = run(ckpts, spec, ["train.cpu_threads=1"], limit=8, prefixes=True)
+    keys = ("depth", "breadth", "rule", "exact_acc", "cell_acc", "avg_nfe", "selection_failures")
+    for m in (1, 2, 3):
+        alone = run(ckpts[:m], spec, ["train.cpu_threads=1"], limit=8)
+        mine = [r for r in whole.by_checkpoints if r["checkpoints"] == m]
+        assert [{k: r[k] for k in keys} for r in mine] == [{k: r[k] for k in keys} for r in alone.rows], m
+        assert {r["members"] for r in mine if r["breadth"] == 2} == {m * 2 * 2}
+    assert "by_checkpoints" in whole.to_json() and "by_checkpoints" not in run(ckpts[:1], spec, limit=8).to_json()
