@@ -98,7 +98,9 @@ def load(name_or_path: str, storage: str | None = None, metric: str | None = Non
     running = record.get("status") == "running" or any(
         (read_phase(p) or {}).get("status") == "running" for _, p in phase_dirs(d)[1:])
     objectives, modes = record_objectives(record)
-    sweep = Sweep(name=d.name, dir=d, record=record, metric=metric, mode=record.get("mode", "max"),
+    objectives, modes = record.get("metrics") or [], record.get("modes") or []
+    mode = modes[objectives.index(metric)] if metric in objectives and len(modes) == len(objectives) else record.get("mode", "max")
+    sweep = Sweep(name=d.name, dir=d, record=record, metric=metric, mode=mode,
                   trials=trials, phases=[p for p, _ in phase_dirs(d)], running=running, objectives=objectives,
                   modes=modes)
     prepare(sweep)
@@ -185,6 +187,19 @@ def group_params(sweep: Sweep) -> dict[str, dict[str, Any]]:
     for _, row in sweep.trials.drop_duplicates("group").iterrows():
         out[row["group"]] = {c[len(PARAM):]: plain(row[c]) for c in sweep.params if not is_missing(plain(row[c]))}
     return out
+
+
+def varying(params: dict[str, dict[str, Any]], groups: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """Parameters that differ among `groups` (shown as columns) and those that do not (one line)."""
+    keys = sorted({k for g in groups for k in params.get(g, {})})
+    vary, const = [], {}
+    for k in keys:
+        values = {repr(params.get(g, {}).get(k, None)) for g in groups}
+        if len(values) > 1:
+            vary.append(k)
+        else:
+            const[k] = params[groups[0]].get(k)
+    return vary, const
 
 
 def _seconds(df: pd.DataFrame, name: str) -> pd.Series:

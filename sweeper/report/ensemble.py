@@ -14,8 +14,8 @@ configurations (every seed any phase trained to the end) as one test-time ensemb
 - Written to `SWEEP/ensembles/topK-<key>/` (key: a hash of the checkpoints and the settings):
   `ensemble.json` (the engine's JSON plus the members), `ensemble.csv/.parquet` (one row per
   (first m checkpoints, depth, breadth, rule)), `plots/*.png`; an Aim run tagged `ensemble` in the
-  sweep's experiment. The same command again reuses `ensemble.json` (nothing is rolled out) and
-  rewrites only what is missing. `sweeper report NAME` adds a section per ensemble
+  sweep's experiment. The same command again reuses `ensemble.json` (nothing is rolled out), draws
+  the tables and plots from it again and keeps the Aim run. `sweeper report NAME` adds a section per ensemble
   (sweeper/report/ensemble_view.py, which also draws the terminal's table). Docs: docs/REPORTS.md.
 """
 
@@ -109,6 +109,7 @@ def build(sweep: rd.Sweep, top: int, spec, limit: int = 0, overrides: list[str] 
     """Run (or reuse) the ensemble; write its JSON, tables, plots and Aim run; returns what it wrote."""
     spec.check()
     members, notes = pick_members(sweep, top)
+    top = len(dict.fromkeys(m.group for m in members))  # --top beyond the configurations there are: the same ensemble
     key = ensemble_key(members, spec, limit, list(overrides))
     out = sweep.dir / ENSEMBLES / f"top{top}-{key}"
     data = read_result(out)
@@ -124,7 +125,7 @@ def build(sweep: rd.Sweep, top: int, spec, limit: int = 0, overrides: list[str] 
                             "created": time.strftime("%Y-%m-%d %H:%M:%S")}
         out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out / RESULT, json.dumps(data, indent=1) + "\n")
-    written = write_derived(out, data, rewrite=not reused)
+    written = write_derived(out, data)
     aim_line = ""
     if aim:
         stored = read_json(out / "aim_run.json").get("hash")
@@ -139,19 +140,12 @@ def long_table(data: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(data["by_checkpoints"], columns=cols)
 
 
-def write_derived(out: Path, data: dict[str, Any], rewrite: bool) -> list[Path]:
-    """ensemble.csv/.parquet and plots/*.png from the JSON (only the missing ones when reused)."""
+def write_derived(out: Path, data: dict[str, Any]) -> list[Path]:
+    """ensemble.csv/.parquet and plots/*.png, drawn from the JSON (seconds; also when it is reused, so a
+    file deleted since is back)."""
     from trm_core.infer.plots import write_plots  # matplotlib, as the rest of the engine: when it runs
 
-    written = [out / "ensemble.csv", out / "ensemble.parquet"]
-    if rewrite or not all(p.exists() for p in written):
-        written = write_table(long_table(data), out, "ensemble")
-    plots = out / "plots"
-    if rewrite or not plots.is_dir() or not any(plots.glob("*.png")):
-        written += write_plots(data, plots)
-    else:
-        written += sorted(plots.glob("*.png"))
-    return written
+    return write_table(long_table(data), out, "ensemble") + write_plots(data, out / "plots")
 
 
 def attach(sweep: rd.Sweep, out: Path, data: dict[str, Any]) -> str:

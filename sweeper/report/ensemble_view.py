@@ -42,8 +42,9 @@ def accuracy_table(data: dict[str, Any]) -> Table:
         sd = f" ± {statistics.stdev(accs):.4f}" if len(accs) > 1 else ""
         alone.append(f"{statistics.fmean(accs):.4f}{sd}")
     n_ckpt = len(data["checkpoints"])
-    per = len(data["transforms"]) * big_b
-    out = [[f"one checkpoint alone (mean ± std of {n_ckpt})", *alone, " / ".join(str(d * per) for d in nfe_cols)]]
+    # each checkpoint alone is its first member (transform 0, restart 0): d steps, or up to d with ACT
+    alone_nfe = " / ".join(f"{'≤ ' if s['act'] else ''}{d}" for d in nfe_cols)
+    out = [[f"one checkpoint alone (its first member; mean ± std of {n_ckpt})", *alone, alone_nfe]]
     for rule in s["select"]:
         mine = {r["depth"]: r for r in rows if r["rule"] == rule}
         name = rule + (" (ceiling)" if mine[depths[0]]["ceiling"] else "")

@@ -40,9 +40,11 @@ def objectives(sweep: rd.Sweep) -> tuple[list[str], list[str]]:
 
 
 def dominates(a: Sequence[float], b: Sequence[float], modes: Sequence[str]) -> bool:
-    """a is at least as good as b in every objective and strictly better in one (max: higher is better)."""
-    better = [x > y if m == "max" else x < y for x, y, m in zip(a, b, modes)]
-    worse = [x < y if m == "max" else x > y for x, y, m in zip(a, b, modes)]
+    """a is at least as good as b in every objective and strictly better in one (max: higher is better).
+    Means equal up to rounding (the same seeds' values summed in another order) count as equal."""
+    same = [bool(np.isclose(x, y, rtol=1e-12, atol=0.0)) for x, y in zip(a, b)]
+    better = [not s and (x > y if m == "max" else x < y) for x, y, m, s in zip(a, b, modes, same)]
+    worse = [not s and (x < y if m == "max" else x > y) for x, y, m, s in zip(a, b, modes, same)]
     return any(better) and not any(worse)
 
 
@@ -92,13 +94,6 @@ def pareto_table(sweep: rd.Sweep, final: pd.DataFrame, seed: int = 0) -> pd.Data
     return table[columns + [rd.PARAM + k for k in keys]]
 
 
-def _varying(params: dict[str, dict[str, Any]], groups: list[str]) -> tuple[list[str], dict[str, Any]]:
-    """Parameters that differ among `groups` (shown as columns) and those that do not (one line)."""
-    keys = sorted({k for g in groups for k in params.get(g, {})})
-    vary = [k for k in keys if len({repr(params.get(g, {}).get(k)) for g in groups}) > 1]
-    return vary, {k: params[groups[0]].get(k) for k in keys if k not in vary}
-
-
 def pareto_blocks(sweep: rd.Sweep, final: pd.DataFrame, seed: int, plot_dir: Path,
                   table: pd.DataFrame | None = None) -> tuple[list, dict[str, tuple[str, Path]]]:
     """The report's Pareto section (Heading, Para, Table blocks) and its plot {"pareto": (caption, PNG)};
@@ -120,7 +115,7 @@ def pareto_blocks(sweep: rd.Sweep, final: pd.DataFrame, seed: int, plot_dir: Pat
         " where intervals overlap, the seeds do not separate the configurations."))
     params = rd.group_params(sweep)
     groups = list(table["group"])
-    vary, const = _varying(params, groups)
+    vary, const = rd.varying(params, groups)
     if const:
         blocks.append(Para("Same in every configuration shown: " + ", ".join(f"`{k}` = {fmt(v)}" for k, v in const.items())))
     number = {g: i for i, g in enumerate(groups, 1)}

@@ -86,19 +86,6 @@ def summary_long(sweep: rd.Sweep, final: pd.DataFrame, seed: int) -> pd.DataFram
 # Blocks
 
 
-def varying(params: dict[str, dict[str, Any]], groups: list[str]) -> tuple[list[str], dict[str, Any]]:
-    """Parameters that differ among `groups` (shown as columns) and those that do not (one line)."""
-    keys = sorted({k for g in groups for k in params.get(g, {})})
-    vary, const = [], {}
-    for k in keys:
-        values = {repr(params.get(g, {}).get(k, None)) for g in groups}
-        if len(values) > 1:
-            vary.append(k)
-        else:
-            const[k] = params[groups[0]].get(k)
-    return vary, const
-
-
 def status_line(sweep: rd.Sweep) -> str:
     counts = sweep.trials["outcome"].value_counts()
     parts = [f"{int(counts.get(o, 0))} {o.replace('_', ' ')}" for o in
@@ -131,7 +118,7 @@ def main_blocks(sweep: rd.Sweep, table: pd.DataFrame, params: dict, dupes: int) 
     groups = list(table.index)
     if not groups:
         return blocks + [Para("No configuration has a trial trained to the end yet: nothing to summarise.")]
-    vary, const = varying(params, groups)
+    vary, const = rd.varying(params, groups)
     if const:
         blocks.append(Para("Same in every configuration shown: " + ", ".join(f"`{k}` = {fmt(v)}" for k, v in const.items())))
     header = ["#", "config", *vary, "n", "mean", "std", "95% CI", "min", "max", "seeds", "not counted"]

@@ -139,7 +139,7 @@ def run_trial(config: dict[str, Any], base: SweepBase) -> None:
                 log.warning("trial resumes from checkpoint %s", start[1])
                 resumed[RESUMED_KEY] = start[0]  # in every result of this worker: where it went on from
             # cost/gpu_s = the trainer's wall clock x the GPU share this trial holds (0 for CPU trials)
-            train(cfg, report=report, out_dir=out_dir, resume_from=start and start[1], gpu_share=base.gpu)
+            train(cfg, report=report, out_dir=out_dir, resume_from=start and start[1], gpu_share=base.gpu if cfg.device != "cpu" else 0.0)
     except Stopped as stop:  # SIGTERM (a preempted node): the trainer saved the step it reached
         took = preempt.seconds_since_signal()
         if stop.checkpoint and stop.step != last_step[0]:  # at an evaluation's step Tune has it already

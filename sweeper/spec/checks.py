@@ -30,11 +30,6 @@ TRAINER_CHECKS = (validate_config, check_names)
 MODES = ("max", "min")
 
 
-def metric(file: str, raw: Mapping) -> str:
-    """A key the trainer reports (trm_core.metric_keys): a typo would train the whole sweep for nothing."""
-    return objectives(file, raw)[0][0]
-
-
 def objectives(file: str, raw: Mapping) -> tuple[list[str], list[str]]:
     """(metrics, modes): `metric: KEY` with `mode: max|min` (default max), or several objectives,
     `metric: [KEY, ...]` with `mode: [max|min, ...]`, one mode per key. Every key must be one the
@@ -51,6 +46,9 @@ def objectives(file: str, raw: Mapping) -> tuple[list[str], list[str]]:
             raise SpecError(file, path, problem)
         if key in metrics[:i]:
             raise SpecError(file, path, f"names {key} again (it is metric[{metrics.index(key)}]): each objective once")
+    if several and "mode" not in raw:
+        raise SpecError(file, "mode", f"is missing: with {len(metrics)} objectives in metric it must be a list of"
+                                      f" {len(metrics)} modes (max or min), one per objective")
     if several and not isinstance(mode, list):
         raise SpecError(file, "mode", f"must be a list of {len(metrics)} modes (max or min), one per objective of"
                                       f" metric, but got {describe(mode)}")

@@ -139,7 +139,8 @@ class SeedRepeater(Repeater):
         values = tuple(_finite((result or {}).get(m)) for m in metrics)
         group.report(trial_id, values)
         if group.finished_reporting():
-            scores = group.scores()  # one tuple per seed
+            # one tuple per seed (a float: reported before objectives were tuples, a sweep resumed across versions)
+            scores = [s if isinstance(s, tuple) else (s,) for s in group.scores()]
             if all(math.isfinite(x) for seed in scores for x in seed):
                 means = {m: sum(seed[i] for seed in scores) / len(scores) for i, m in enumerate(metrics)}
                 self.searcher.on_trial_complete(group.primary_trial_id, result=means)

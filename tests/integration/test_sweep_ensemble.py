@@ -19,6 +19,7 @@ from report_helpers import trial, write_sweep
 from sweep_helpers import good, write_spec
 
 from sweeper.cli import main
+from sweeper.report.ensemble_view import accuracy_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -96,7 +97,7 @@ def test_ensemble_numbers_equal_trm_core_eval_on_the_same_checkpoints(swept, tmp
     per_ckpt = [v for v in data["diagnostics"]["views"] if v["depth"] == 4][0]["checkpoint_exact_acc"]
     assert alone[0]["exact_acc"] == pytest.approx(per_ckpt[0])
     # the terminal shows the table with the one-checkpoint row and every rule
-    assert "one checkpoint alone (mean ± std of 4)" in out and "oracle (ceiling)" in out
+    assert "one checkpoint alone (its first member; mean ± std of 4)" in out and "oracle (ceiling)" in out
 
     table = pd.read_csv(folder / "ensemble.csv")
     assert sorted(table["checkpoints"].unique()) == [1, 2, 3, 4] and set(table["members"]) == {1, 2, 3, 4}
@@ -115,12 +116,18 @@ def test_the_same_command_reuses_the_result_and_other_flags_make_another(swept, 
     out = capsys.readouterr().out
     assert out.startswith("reused: ") and (folder / "ensemble.json").stat().st_mtime_ns == stamp
     assert (folder / "ensemble.csv").exists()
-    assert ensemble(swept, "--top", "1", "--depth", "3", "--limit", "24", "--select", "last,majority") == 0
+    assert ensemble(swept, "--top", "1", "--depth", "3", "--breadth", "1,2", "--limit", "24", "--select",
+                    "last,majority") == 0
     assert len(only_dir(swept["sweep_dir"])) == 2
     [one] = only_dir(swept["sweep_dir"], "top1-*")
     data = json.loads((one / "ensemble.json").read_text())
     assert len(data["checkpoints"]) == 2 and {m["seed"] for m in data["ensemble"]["members"]} == {0, 1}
     assert len({m["group"] for m in data["ensemble"]["members"]}) == 1
+    # NFE: a checkpoint alone is its first member, 3 steps; majority reads 2 checkpoints x 2 restarts x 3 steps
+    rows = {r[0].split(" (")[0]: r for r in accuracy_table(data).rows}
+    assert rows["one checkpoint alone"][-1] == "3" and rows["majority"][-1] == "12.0"
+    assert ensemble(swept, "--top", "9", *FLAGS) == 0  # more than the 3 configurations: the top-3 ensemble
+    assert [d.name.split("-")[0] for d in only_dir(swept["sweep_dir"])] == ["top1", "top2", "top3"]
 
 
 def test_report_has_an_ensemble_section_and_aim_a_run_tagged_ensemble(swept, capsys):

@@ -69,8 +69,7 @@ def _ensemble_size(plt, data: dict, x: str):
         rows = sorted(rows, key=lambda r: r["checkpoints"])
         ax.plot([r[x] for r in rows], [r["exact_acc"] for r in rows], **_style(rule, rows))
     ax.set_xscale("log", base=2)
-    per = len(data["transforms"]) * big_b
-    ax.set_xlabel({"members": f"members (checkpoints x {per} transform(s) x restart(s))",
+    ax.set_xlabel({"members": f"members (checkpoints x {len(data['transforms'])} transform(s) x {big_b} restart(s))",
                    "avg_nfe": "avg NFE per puzzle"}[x])
     ax.set_ylabel("exact accuracy")
     ax.set_title(f"accuracy vs ensemble size{' (as compute)' if x == 'avg_nfe' else ''}: the first m checkpoints, "

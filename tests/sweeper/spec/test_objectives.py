@@ -53,6 +53,8 @@ BAD = [
     ("duplicate objective", two(metric=[ACC, ACC]), "metric[1]", "names eval/exact_acc again (it is metric[0])"),
     ("mode list with one metric", {**good(), "mode": ["max", "min"]}, "mode", "metric is one key (eval/exact_acc)"),
     ("metric list with one mode", two(mode="max"), "mode", "must be a list of 2 modes"),
+    ("metric list without a mode", {k: v for k, v in two().items() if k != "mode"}, "mode",
+     "is missing: with 2 objectives in metric it must be a list of 2 modes"),
     ("a mode that is not max or min", two(mode=["max", "minimize"]), "mode[1]", "must be one of max, min"),
     ("empty metric list", two(metric=[]), "metric", "non-empty list"),
     ("eval_tts objective without final_eval", two(metric=[ACC, "eval_tts/majority/exact_acc"]), "metric[1]",
