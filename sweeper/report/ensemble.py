@@ -36,8 +36,9 @@ from trm_core.cli_args import overrides
 from trm_core.errors import UserError, write_text_atomic
 
 from sweeper.report import data as rd
-from sweeper.report.ensemble_view import ENSEMBLES, RESULT, blocks_of, read_json, read_result
+from sweeper.report.ensemble_view import ENSEMBLES, RESULT, blocks_of, read_result
 from sweeper.report.render import to_markdown
+from sweeper.run.sweeps import read_json_dict
 from sweeper.report.report import attach_to_aim, final_trials, group_table, write_table
 
 
@@ -128,7 +129,7 @@ def build(sweep: rd.Sweep, top: int, spec, limit: int = 0, overrides: list[str] 
     written = write_derived(out, data)
     aim_line = ""
     if aim:
-        stored = read_json(out / "aim_run.json").get("hash")
+        stored = (read_json_dict(out / "aim_run.json") or {}).get("hash")
         aim_line = f"Aim: run {stored} (tag ensemble), attached before" if reused and stored else attach(sweep, out, data)
     return {"dir": out, "data": data, "reused": reused, "files": written, "aim_line": aim_line}
 

@@ -3,28 +3,20 @@ from `SWEEP/ensembles/*/ensemble.json` (written by sweeper/report/ensemble.py)."
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 from typing import Any
 
 from sweeper.report import data as rd
 from sweeper.report.render import Heading, Image, Para, Table, fmt
+from sweeper.run.sweeps import read_json_dict
 
 ENSEMBLES = "ensembles"
 RESULT = "ensemble.json"
 
 
 def read_result(out: Path) -> dict[str, Any] | None:
-    return read_json(out / RESULT) or None  # absent, or cut short: computed again
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json_dict(out / RESULT)  # absent, or cut short: computed again
 
 
 def accuracy_table(data: dict[str, Any]) -> Table:

@@ -51,15 +51,18 @@ def alive(pid: Any) -> bool:
         return False
 
 
-def read_record(d: Path) -> dict[str, Any] | None:
-    f = d / "sweep.json"
+def read_json_dict(path: Path) -> dict[str, Any] | None:
+    """A JSON file holding a mapping; None when it is absent, cut short or holds something else."""
     try:
-        record = json.loads(f.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(record, dict):
-        return None
-    if record.get("status") == "running" and not alive(record.get("pid")):
+    return data if isinstance(data, dict) else None
+
+
+def read_record(d: Path) -> dict[str, Any] | None:
+    record = read_json_dict(d / "sweep.json")
+    if record is not None and record.get("status") == "running" and not alive(record.get("pid")):
         record["status"] = "interrupted"  # its driver is gone: resume it
     return record
 
@@ -73,11 +76,8 @@ def phase_dirs(d: Path) -> list[tuple[str, Path]]:
 
 def read_phase(d: Path) -> dict[str, Any] | None:
     """A replicate phase's phase.json; 'running' whose driver is gone reads as 'interrupted'."""
-    try:
-        rec = json.loads((d / "phase.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if rec.get("status") == "running" and not alive(rec.get("pid")):
+    rec = read_json_dict(d / "phase.json")
+    if rec is not None and rec.get("status") == "running" and not alive(rec.get("pid")):
         rec["status"] = "interrupted"
     return rec
 
