@@ -28,6 +28,7 @@ import pandas as pd
 from trm_core.errors import UserError, did_you_mean
 
 from sweeper.run.sweeps import find_sweep, phase_dirs, read_phase, read_record, tune_dir
+from sweeper.run.trial import trial_folder
 
 FINAL, STOPPED, ERROR, DIVERGED, NAN_METRIC, UNFINISHED = (
     "final", "stopped_early", "error", "diverged", "nan_metric", "unfinished")
@@ -86,7 +87,7 @@ def load(name_or_path: str, storage: str | None = None, metric: str | None = Non
         if table.exists():
             df = pd.read_csv(table, dtype=ID_COLUMNS)  # a trial id may be all digits ('01234567')
             df.insert(0, "phase", phase)
-            df["trial_dir"] = [str(tune_dir(phase_dir) / f"trial_{t}") for t in df["trial_id"]]  # run.phase.trial_dirname
+            df["trial_dir"] = [str(tune_dir(phase_dir) / trial_folder(t)) for t in df["trial_id"]]
             frames.append(df)
     trials = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["phase", "trial_id", "config_id", "seed", "status", "step", "trial_dir"])

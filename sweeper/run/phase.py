@@ -35,7 +35,7 @@ from sweeper.run.progress import ProgressLine
 from sweeper.run.results import FailureBudget, TrialResults
 from sweeper.run.sweeps import SEARCH, TUNE_SUBDIR, tune_dir
 from sweeper.run.trainable import run_trial
-from sweeper.run.trial import SweepBase
+from sweeper.run.trial import SweepBase, trial_folder
 from sweeper.spec import SweepSpec
 from sweeper.spec.optuna_space import quiet_optuna
 from sweeper.spec.resources import concurrency, describe_nodes
@@ -162,12 +162,12 @@ def set_aside_partial_checkpoints(phase_dir: Path, out) -> list[Path]:
 
 def trial_dirname(trial) -> str:
     """A trial's folder under tune/ (sweeper.report.data finds result.json and params.json there)."""
-    return f"trial_{trial.trial_id}"
+    return trial_folder(trial.trial_id)
 
 
 def trainable(phase: Phase):
     """The trial function with what every trial shares, and the resources each one holds."""
-    return tune.with_resources(tune.with_parameters(run_trial, base=phase.base),
+    return tune.with_resources(tune.with_parameters(run_trial, base=phase.base, trials_dir=str(tune_dir(phase.dir))),
                                {"cpu": phase.spec.cpu, "gpu": phase.spec.gpu})
 
 

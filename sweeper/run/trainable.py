@@ -38,7 +38,7 @@ from trm_core.errors import TrainingDiverged, UserError
 from trm_core.train.signals import Stopped
 
 from sweeper.run import preempt
-from sweeper.run.trial import DIVERGED_KEY, PREEMPTED_KEY, RESUMED_KEY, SweepBase
+from sweeper.run.trial import DIVERGED_KEY, PREEMPTED_KEY, RESUMED_KEY, SweepBase, trial_folder
 
 log = logging.getLogger("sweeper.trial")
 _SAID_CPU_FALLBACK = False
@@ -102,9 +102,24 @@ def resume_point(tune_checkpoint_dir: str | None, out_dir: str) -> tuple[int, st
     return max(found) if found else None
 
 
-def run_trial(config: dict[str, Any], base: SweepBase) -> None:
+def trainer_dir(trials_dir: str, trial_id: str) -> str:
+    """Where the trainer of trial `trial_id` writes (config.yaml, metrics.jsonl, its checkpoints,
+    final.json): `trainer/` in the trial's folder in the sweep's storage, written there directly.
+
+    Not in `tune.get_context().get_trial_dir()`. For the first trial of a worker that is Tune's
+    staging folder on the driver, which the driver copies to storage file by file at every save of
+    the experiment; a checkpoint's temporary file renamed, or an old checkpoint pruned, between its
+    listing and its copy made that save fail with a traceback (CI of stop 34). For a worker's later
+    trials (actors are reused) it is a working folder Tune never copies, so their trainer output stayed
+    in /tmp/ray. Storage is a path every node sees (clusters/README.md), as Tune's checkpoints need.
+    """
+    return os.path.join(trials_dir, trial_folder(trial_id), "trainer")
+
+
+def run_trial(config: dict[str, Any], base: SweepBase, trials_dir: str) -> None:
     """The function Ray runs per trial (wrapped with tune.with_parameters and with_resources):
-    `config` is the searcher's sample, `base` what every trial of the sweep shares."""
+    `config` is the searcher's sample, `base` what every trial of the sweep shares, `trials_dir` the
+    phase's Tune directory in the sweep's storage (where the trial's folder is)."""
     import torch  # torch and the trainer load here, in the trial, not at the worker's start (module docstring)
 
     from trm_core.train import train  # as torch
@@ -114,8 +129,7 @@ def run_trial(config: dict[str, Any], base: SweepBase) -> None:
     cfg.device = pick_device(base.gpu)
     set_threads(base.cpu)
 
-    # The trial's own directory (actors are reused across trials, so not the process's cwd).
-    out_dir = os.path.join(tune.get_context().get_trial_dir(), "trainer")
+    out_dir = trainer_dir(trials_dir, tune.get_context().get_trial_id())
     last_step = [0]
 
     # an eval_tts objective exists only after training: earlier results carry NaN (Tune wants the key)

@@ -64,6 +64,11 @@ class TrialSetup:
         return {**self.params, "seed": self.seed}
 
 
+def trial_folder(trial_id: str) -> str:
+    """A trial's folder in its phase's Tune directory, `tune/trial_<id>` (Tune's trial_dirname_creator)."""
+    return f"trial_{trial_id}"
+
+
 def params_of(sample: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in sample.items() if k != TRIAL_INDEX}
 

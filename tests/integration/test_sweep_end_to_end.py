@@ -84,6 +84,25 @@ def test_results_table_is_complete(sweep):
     assert csv["started_at"].notna().all() and csv["ended_at"].notna().all()
 
 
+def test_every_trial_keeps_its_trainer_output_in_the_sweep(sweep):
+    """Each trial's trainer writes config.yaml, metrics.jsonl and its checkpoints into its folder in the
+    sweep's storage, also the trials of a reused worker (4 trials on 2 workers): not in Tune's staging
+    folder, which the driver copied file by file as the trainer renamed and pruned there."""
+    csv = read_table(sweep["sweep_dir"] / "results.csv")
+    for _, row in csv.iterrows():
+        own = sweep["sweep_dir"] / "tune" / f"trial_{row['trial_id']}" / "trainer"
+        assert (own / "config.yaml").is_file() and list((own / "checkpoints").glob("step_*")), own
+        steps = [json.loads(line)["step"] for line in (own / "metrics.jsonl").read_text().splitlines()]
+        assert steps and max(steps) == row["step"], (own, steps[-3:], row["step"])
+        assert not list(own.rglob(".*tmp*")), list(own.rglob(".*tmp*"))  # no temporary file left behind
+    import ray  # Tune's staging folders on the driver: SESSION/artifacts/<time>/tune/driver_artifacts/trial_*
+
+    session = Path(ray._private.worker._global_node.get_session_dir_path())
+    staged = list(session.glob("artifacts/*/tune/driver_artifacts/trial_*"))
+    assert {p.name for p in staged} >= {f"trial_{t}" for t in csv["trial_id"]}, (session, staged)
+    assert not [p for p in staged if (p / "trainer").exists()]
+
+
 def test_summary_table_and_column_order(sweep):
     """Issue 16 item 8: the top configurations as a table, the best named by the progress line's id,
     floats to their meaningful digits; results.csv in the documented column order with ISO times."""
