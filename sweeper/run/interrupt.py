@@ -35,23 +35,37 @@ class _TuneMessages(logging.Filter):
         return not (INTERRUPTED.is_set() and any(s in text for s in _DROPPED))
 
 
-class _TrialErrors(logging.Filter):
-    """Tune logs a failed trial with the worker's whole traceback; keep its last line (the exception
-    and its message, e.g. `TrialFailed: out of memory at step 0 (seed 1): ...`). The traceback stays
-    in the trial's error.txt (results.csv's `error` column shows the same line)."""
+class _OneLineErrors(logging.Filter):
+    """Tune logs some errors with a whole traceback; keep the message and the exception's last line.
+
+    - `Trial task failed for trial ...`: the worker's traceback; its last line is the exception and its
+      message, e.g. `TrialFailed: out of memory at step 0 (seed 1): ...`. The traceback stays in the
+      trial's error.txt (results.csv's `error` column shows the same line).
+    - `Saving experiment state to storage at ... failed with exception:`: Tune copies its staging
+      folder on the driver to storage in a background thread while its next save renames files there
+      (Ray 2.60, experiment_state.py); a file renamed mid-copy fails that copy. The next save copies
+      again, so it is one line, as a warning.
+    """
+
+    PREFIXES = ("Trial task failed for trial", "Saving experiment state to storage")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.getMessage().startswith("Trial task failed for trial"):
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None and text.startswith(self.PREFIXES):
             exc = record.exc_info[1]
             lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
-            record.msg, record.args = f"{record.getMessage()}: {lines[-1][:300]}", ()
+            last = lines[-1] if text.startswith(self.PREFIXES[0]) else f"{type(exc).__name__}: {lines[-1]}"
+            record.msg, record.args = f"{text.rstrip(': ')}: {last[:300]}", ()
             record.exc_info = record.exc_text = None
+            if text.startswith(self.PREFIXES[1]):
+                record.msg += " (the next save of the experiment state copies it again)"
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
 
 
 _FILTER = _TuneMessages()
-_ERRORS = _TrialErrors()
-_CONTROLLER_LOGGER = "ray.tune.execution.tune_controller"
+_ERRORS = _OneLineErrors()
+_ERROR_LOGGERS = ("ray.tune.execution.tune_controller", "ray.tune.execution.experiment_state")
 _saved: dict[int, object] = {}
 
 
@@ -66,9 +80,9 @@ def install(verbose: bool = False) -> None:
     logger = logging.getLogger(_TUNE_LOGGER)
     if _FILTER not in logger.filters:
         logger.addFilter(_FILTER)
-    controller = logging.getLogger(_CONTROLLER_LOGGER)
-    if not verbose and _ERRORS not in controller.filters:
-        controller.addFilter(_ERRORS)
+    for name in _ERROR_LOGGERS if not verbose else ():
+        if _ERRORS not in logging.getLogger(name).filters:
+            logging.getLogger(name).addFilter(_ERRORS)
     if threading.current_thread() is threading.main_thread():
         _saved.update({signal.SIGINT: signal.getsignal(signal.SIGINT), signal.SIGTERM: signal.getsignal(signal.SIGTERM)})
         signal.signal(signal.SIGTERM, _sigterm_as_sigint)
@@ -77,7 +91,8 @@ def install(verbose: bool = False) -> None:
 def uninstall() -> None:
     """After a sweep: stop watching, and put back the SIGINT/SIGTERM handlers (Tune leaves its own)."""
     logging.getLogger(_TUNE_LOGGER).removeFilter(_FILTER)
-    logging.getLogger(_CONTROLLER_LOGGER).removeFilter(_ERRORS)
+    for name in _ERROR_LOGGERS:
+        logging.getLogger(name).removeFilter(_ERRORS)
     if threading.current_thread() is threading.main_thread():
         for signum, handler in _saved.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)

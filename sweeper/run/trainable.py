@@ -16,7 +16,9 @@ reason (Tune retries it up to failure.max_retries). A checkpoint that cannot be 
 is reported and the previous readable one is used. A SIGTERM to the worker (a preempted node) makes
 the trainer checkpoint the step it reached; that checkpoint is reported (result key `trial/preempted`)
 and the trial fails with TrialPreempted, so Tune retries it from there (sweeper.run.preempt). Every
-result of a worker that went on from a checkpoint carries its step, `trial/resumed_at_step`.
+result of a worker that went on from a checkpoint carries its step, `trial/resumed_at_step`; when
+that checkpoint is the trainer's own and Tune never got its evaluation (the trial stopped in between),
+that evaluation is reported first (`unreported_evaluation`).
 `SWEEPER_INJECT_FAULT` simulates faults for the reliability tests (see `inject_fault`).
 
 Ray imports this module in each worker before its trial starts, and starts at most as many workers at
@@ -30,7 +32,8 @@ import json
 import logging
 import os
 from contextlib import nullcontext
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 from ray import tune
 
@@ -84,22 +87,55 @@ def inject_fault(seed: int) -> None:
         raise torch.OutOfMemoryError("CUDA out of memory (simulated by SWEEPER_INJECT_FAULT)")
 
 
-def resume_point(tune_checkpoint_dir: str | None, out_dir: str) -> tuple[int, str] | None:
-    """(step, path) of the newest readable checkpoint among Tune's (the last one reported) and the
-    trainer's own run directory (newer when the trial saved on its way out); unreadable ones are
-    reported and skipped. None when there is none."""
+class ResumePoint(NamedTuple):
+    step: int
+    path: str
+    tune_step: int | None
+    """The step of Tune's checkpoint (the last one reported) when it could be read, else None."""
+
+
+def resume_point(tune_checkpoint_dir: str | None, out_dir: str) -> ResumePoint | None:
+    """The newest readable checkpoint among Tune's (the last one reported) and the trainer's own run
+    directory (newer when the trial saved on its way out); unreadable ones are reported and skipped.
+    None when there is none."""
     from trm_core.checkpoint import latest_valid_checkpoint, load_checkpoint  # torch: in the trial
 
     found: list[tuple[int, str]] = []
+    tune_step = None
     if tune_checkpoint_dir is not None:
         try:
-            found.append((int(load_checkpoint(tune_checkpoint_dir)["step"]), tune_checkpoint_dir))
+            tune_step = int(load_checkpoint(tune_checkpoint_dir)["step"])
+            found.append((tune_step, tune_checkpoint_dir))
         except UserError as exc:
             log.warning("skipping Tune's checkpoint: %s", exc)
     own = latest_valid_checkpoint(out_dir, warn=lambda m: log.warning("%s", m))
     if own is not None:
         found.append((int(load_checkpoint(own)["step"]), str(own)))
-    return max(found) if found else None
+    return ResumePoint(*max(found), tune_step) if found else None
+
+
+def unreported_evaluation(start: ResumePoint, out_dir: str) -> dict[str, Any] | None:
+    """The evaluation the trainer logged with the checkpoint it resumes from, when that checkpoint is
+    its own and newer than Tune's: the trial stopped (driver interrupted, worker killed) after saving
+    it and before Tune took the report. Tune never saw that step, so the trial reports it first, with
+    the checkpoint; else Tune's results (result.json, the report, ASHA) would skip it. None when Tune
+    has that step, when no evaluation was logged there (a checkpoint saved on SIGTERM), or when it was
+    the final one (the trainer evaluates and reports it again when it resumes there)."""
+    if start.tune_step is not None and start.step <= start.tune_step:
+        return None
+    found = None
+    try:
+        lines = Path(out_dir, "metrics.jsonl").read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:  # a line cut short by the kill
+            continue
+        if isinstance(row, dict) and row.get("step") == start.step and "eval/exact_acc" in row:
+            found = row
+    return None if found is None or "final/exact_acc" in found else found
 
 
 def trainer_dir(trials_dir: str, trial_id: str) -> str:
@@ -150,10 +186,13 @@ def run_trial(config: dict[str, Any], base: SweepBase, trials_dir: str) -> None:
         with preempt.training(), (checkpoint.as_directory() if checkpoint else nullcontext()) as ckpt_dir:
             start = resume_point(ckpt_dir, out_dir)
             if start is not None:
-                log.warning("trial resumes from checkpoint %s", start[1])
-                resumed[RESUMED_KEY] = start[0]  # in every result of this worker: where it went on from
+                log.warning("trial resumes from checkpoint %s", start.path)
+                resumed[RESUMED_KEY] = start.step  # in every result of this worker: where it went on from
+                missed = unreported_evaluation(start, out_dir)
+                if missed is not None:
+                    report(missed, start.path)
             # cost/gpu_s = the trainer's wall clock x the GPU share this trial holds (0 for CPU trials)
-            train(cfg, report=report, out_dir=out_dir, resume_from=start and start[1], gpu_share=base.gpu if cfg.device != "cpu" else 0.0)
+            train(cfg, report=report, out_dir=out_dir, resume_from=start and start.path, gpu_share=base.gpu if cfg.device != "cpu" else 0.0)
     except Stopped as stop:  # SIGTERM (a preempted node): the trainer saved the step it reached
         took = preempt.seconds_since_signal()
         if stop.checkpoint and stop.step != last_step[0]:  # at an evaluation's step Tune has it already

@@ -236,7 +236,9 @@ def test_trials_ran_on_both_nodes_and_the_stopped_one_moved(cluster, submitted):
     assert preempt.returncode == 0 and f"pid {killed['pid']}: exited after" in preempt.stdout, preempt.stdout + preempt.stderr
     print(preempt.stdout)  # what each worker did, and how long it took (pytest -s)
     reached = max(r["step"] for r in moved if r["pid"] == killed["pid"])  # its preempted result, or an evaluation's
-    assert reached > killed["step"] and all(r["trial/preempted"] == "SIGTERM" for r in moved if r.get("trial/preempted")
+    # >=: a SIGTERM that lands between an evaluation's report and the next step stops the trainer at that
+    # evaluation, whose checkpoint Tune has (no preempted row), as in test_sigterm_to_a_worker_saves_the_step_it_reached
+    assert reached >= killed["step"] and all(r["trial/preempted"] == "SIGTERM" for r in moved if r.get("trial/preempted")
                                             ), moved
     assert {r["trial/resumed_at_step"] for r in new_worker} == {reached}, [
         (r["step"], r["pid"], r.get("trial/preempted"), r.get("trial/resumed_at_step")) for r in moved]

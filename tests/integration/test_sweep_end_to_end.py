@@ -184,7 +184,7 @@ def _wait_json(url: str, proc: subprocess.Popen, timeout_s: float = 60):
             r = requests.get(url, timeout=3)
             if r.status_code == 200:
                 return r.json()
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or slow to answer its first request
             pass
         time.sleep(0.5)
     raise AssertionError(f"aim up did not answer {url} within {timeout_s}s")

@@ -3,11 +3,12 @@ and the trainer's own; an unreadable one is skipped. Real checkpoints from the r
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
 
-from sweeper.run.trainable import resume_point
+from sweeper.run.trainable import ResumePoint, resume_point, unreported_evaluation
 
 
 @pytest.fixture(scope="module")
@@ -35,3 +36,28 @@ def test_corrupt_checkpoints_are_skipped(run_dir, tmp_path, caplog):
     (tune_ckpt / "checkpoint.pt").write_bytes(b"\x00" * 10)
     assert resume_point(str(tune_ckpt), str(own))[1].endswith("step_00000002")  # the previous, readable one
     assert "skipping Tune's checkpoint" in caplog.text and "cannot be read" in caplog.text
+
+
+def test_an_evaluation_tune_never_got_is_reported_on_resume(run_dir, tmp_path):
+    """A trial stopped after its trainer saved step 2's checkpoint and before Tune took step 2's report
+    (Tune's checkpoint is older or absent): the resumed trial reports the evaluation the trainer logged
+    at step 2 first. Not when Tune has that step, nor for the final evaluation (the trainer reports it
+    again when it resumes at its last step), nor for a checkpoint saved on SIGTERM (no evaluation)."""
+    own = tmp_path / "trainer"
+    shutil.copytree(run_dir, own)
+    shutil.rmtree(own / "checkpoints" / "step_00000004")
+    with (own / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 4, "eval/exa')  # the kill cut the last line short
+    start = resume_point(None, str(own))
+    assert (start.step, start.tune_step) == (2, None)
+    missed = unreported_evaluation(start, str(own))
+    logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert missed == [r for r in logged if r["step"] == 2 and "eval/exact_acc" in r][-1] and "final/exact_acc" not in missed
+
+    tune_ckpt = tmp_path / "checkpoint_000000"
+    shutil.copytree(run_dir / "checkpoints" / "step_00000002", tune_ckpt)
+    assert unreported_evaluation(resume_point(str(tune_ckpt), str(own)), str(own)) is None  # Tune has step 2
+
+    final = resume_point(None, str(run_dir))
+    assert final.step == 4 and unreported_evaluation(final, str(run_dir)) is None  # the final one
+    assert unreported_evaluation(ResumePoint(3, "x", 2), str(own)) is None  # no evaluation logged at step 3
