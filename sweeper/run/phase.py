@@ -35,7 +35,7 @@ from sweeper.run.progress import ProgressLine
 from sweeper.run.results import FailureBudget, TrialResults
 from sweeper.run.sweeps import SEARCH, TUNE_SUBDIR, tune_dir
 from sweeper.run.trainable import run_trial
-from sweeper.run.trial import SweepBase, trial_folder
+from sweeper.run.trial import TIMES_FILE, SweepBase, trial_folder
 from sweeper.spec import SweepSpec
 from sweeper.spec.optuna_space import quiet_optuna
 from sweeper.spec.resources import concurrency, describe_nodes
@@ -167,7 +167,8 @@ def trial_dirname(trial) -> str:
 
 def trainable(phase: Phase):
     """The trial function with what every trial shares, and the resources each one holds."""
-    return tune.with_resources(tune.with_parameters(run_trial, base=phase.base, trials_dir=str(tune_dir(phase.dir))),
+    return tune.with_resources(tune.with_parameters(run_trial, base=phase.base, trials_dir=str(tune_dir(phase.dir)),
+                                                    times_file=str(phase.dir / TIMES_FILE)),
                                {"cpu": phase.spec.cpu, "gpu": phase.spec.gpu})
 
 

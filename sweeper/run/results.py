@@ -25,7 +25,7 @@ from ray import tune
 from sweeper.run import interrupt
 from sweeper.run.progress import ProgressLine
 from sweeper.run.table import trial_row, write_atomic, write_json_atomic
-from sweeper.run.trial import DIVERGED_KEY, PREEMPTED_KEY, SweepBase, TrialSetup
+from sweeper.run.trial import DIVERGED_KEY, PREEMPTED_KEY, TIMES_FILE, SweepBase, TrialSetup
 
 
 class TrialResults(tune.Callback):
@@ -40,7 +40,7 @@ class TrialResults(tune.Callback):
 
     @property
     def times_file(self) -> Path:
-        return self.dir / "trial_times.json"
+        return self.dir / TIMES_FILE
 
     def setup(self, **info) -> None:
         if self.times_file.exists():

@@ -114,14 +114,27 @@ def resume_point(tune_checkpoint_dir: str | None, out_dir: str) -> ResumePoint |
     return ResumePoint(*max(found), tune_step) if found else None
 
 
-def unreported_evaluation(start: ResumePoint, out_dir: str) -> dict[str, Any] | None:
+def last_reported_step(times_file: str | None, trial_id: str) -> int | None:
+    """The last step the driver took from this trial (trial_times.json's `last_step`, which
+    sweeper.run.results writes at every result), or None when it has none or cannot be read."""
+    try:
+        step = json.loads(Path(times_file).read_text()).get(trial_id, {}).get("last_step") if times_file else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return step if isinstance(step, int) else None
+
+
+def unreported_evaluation(start: ResumePoint, out_dir: str, reported_step: int | None = None) -> dict[str, Any] | None:
     """The evaluation the trainer logged with the checkpoint it resumes from, when that checkpoint is
-    its own and newer than Tune's: the trial stopped (driver interrupted, worker killed) after saving
-    it and before Tune took the report. Tune never saw that step, so the trial reports it first, with
-    the checkpoint; else Tune's results (result.json, the report, ASHA) would skip it. None when Tune
-    has that step, when no evaluation was logged there (a checkpoint saved on SIGTERM), or when it was
-    the final one (the trainer evaluates and reports it again when it resumes there)."""
-    if start.tune_step is not None and start.step <= start.tune_step:
+    its own and newer than both Tune's and the last step the driver took (`reported_step`): the trial
+    stopped (driver interrupted, worker killed) after saving it and before Tune took the report. Tune
+    never saw that step, so the trial reports it first, with the checkpoint; else Tune's results
+    (result.json, the report, ASHA) would skip it. None when Tune has that step (a result can reach
+    the driver while the retry gets no checkpoint of it), when no evaluation was logged there (a
+    checkpoint saved on SIGTERM), or when it was the final one (the trainer evaluates and reports it
+    again when it resumes there)."""
+    known = [s for s in (start.tune_step, reported_step) if s is not None]
+    if known and start.step <= max(known):
         return None
     found = None
     try:
@@ -152,10 +165,11 @@ def trainer_dir(trials_dir: str, trial_id: str) -> str:
     return os.path.join(trials_dir, trial_folder(trial_id), "trainer")
 
 
-def run_trial(config: dict[str, Any], base: SweepBase, trials_dir: str) -> None:
+def run_trial(config: dict[str, Any], base: SweepBase, trials_dir: str, times_file: str | None = None) -> None:
     """The function Ray runs per trial (wrapped with tune.with_parameters and with_resources):
     `config` is the searcher's sample, `base` what every trial of the sweep shares, `trials_dir` the
-    phase's Tune directory in the sweep's storage (where the trial's folder is)."""
+    phase's Tune directory in the sweep's storage (where the trial's folder is), `times_file` the
+    phase's trial_times.json (the last step the driver took from each trial)."""
     import torch  # torch and the trainer load here, in the trial, not at the worker's start (module docstring)
 
     from trm_core.train import train  # as torch
@@ -165,7 +179,8 @@ def run_trial(config: dict[str, Any], base: SweepBase, trials_dir: str) -> None:
     cfg.device = pick_device(base.gpu)
     set_threads(base.cpu)
 
-    out_dir = trainer_dir(trials_dir, tune.get_context().get_trial_id())
+    trial_id = tune.get_context().get_trial_id()
+    out_dir = trainer_dir(trials_dir, trial_id)
     last_step = [0]
 
     # an eval_tts objective exists only after training: earlier results carry NaN (Tune wants the key)
@@ -188,7 +203,7 @@ def run_trial(config: dict[str, Any], base: SweepBase, trials_dir: str) -> None:
             if start is not None:
                 log.warning("trial resumes from checkpoint %s", start.path)
                 resumed[RESUMED_KEY] = start.step  # in every result of this worker: where it went on from
-                missed = unreported_evaluation(start, out_dir)
+                missed = unreported_evaluation(start, out_dir, last_reported_step(times_file, trial_id))
                 if missed is not None:
                     report(missed, start.path)
             # cost/gpu_s = the trainer's wall clock x the GPU share this trial holds (0 for CPU trials)

@@ -64,6 +64,10 @@ class TrialSetup:
         return {**self.params, "seed": self.seed}
 
 
+TIMES_FILE = "trial_times.json"
+"""A phase's record of each trial's start, end, worker and last step taken (sweeper.run.results)."""
+
+
 def trial_folder(trial_id: str) -> str:
     """A trial's folder in its phase's Tune directory, `tune/trial_<id>` (Tune's trial_dirname_creator)."""
     return f"trial_{trial_id}"

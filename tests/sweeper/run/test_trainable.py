@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from sweeper.run.trainable import ResumePoint, resume_point, unreported_evaluation
+from sweeper.run.trainable import ResumePoint, last_reported_step, resume_point, unreported_evaluation
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +61,19 @@ def test_an_evaluation_tune_never_got_is_reported_on_resume(run_dir, tmp_path):
     final = resume_point(None, str(run_dir))
     assert final.step == 4 and unreported_evaluation(final, str(run_dir)) is None  # the final one
     assert unreported_evaluation(ResumePoint(3, "x", 2), str(own)) is None  # no evaluation logged at step 3
+
+
+def test_a_step_the_driver_took_is_not_reported_again(run_dir, tmp_path):
+    """The driver took step 2's result but the retry got no Tune checkpoint (a worker killed as it
+    reported, seen in CI): trial_times.json's last_step says Tune has it, so nothing is re-reported."""
+    own = tmp_path / "trainer"
+    shutil.copytree(run_dir, own)
+    shutil.rmtree(own / "checkpoints" / "step_00000004")
+    start = resume_point(None, str(own))
+    times = tmp_path / "trial_times.json"
+    times.write_text(json.dumps({"t1": {"last_step": 2}, "t2": {"last_step": 0}}))
+    assert last_reported_step(str(times), "t1") == 2 and unreported_evaluation(start, str(own), 2) is None
+    assert last_reported_step(str(times), "t2") == 0 and unreported_evaluation(start, str(own), 0)["step"] == 2
+    assert last_reported_step(str(times), "t3") is None and last_reported_step(None, "t1") is None
+    times.write_text("{not json")
+    assert last_reported_step(str(times), "t1") is None
