@@ -82,8 +82,13 @@ def _taken(storage: Path, name: str, where: str) -> UserError:
 
 
 def _free(d: Path) -> bool:
-    """Free to claim: absent, or a sweep that never started a trial (sweeper.run.sweeps.never_started)."""
-    return not d.exists() or never_started(d)
+    """Free to claim: absent, or a sweep that never started a trial (sweeper.run.sweeps.never_started).
+    A directory that vanishes while it is read is being cleared by another claimer: free (the claim
+    checks again under the lock)."""
+    try:
+        return not d.exists() or never_started(d)
+    except FileNotFoundError:
+        return True
 
 
 def _mkdir_claim(d: Path) -> bool:

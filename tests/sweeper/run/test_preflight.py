@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import multiprocessing as mp
 import socket
 import time
@@ -99,3 +100,20 @@ def test_check_address():
         server.bind(("127.0.0.1", 0))
         server.listen()
         check_address(f"127.0.0.1:{server.getsockname()[1]}")  # something listens: left to Ray
+
+
+def test_a_directory_cleared_while_it_is_read_counts_as_free(tmp_path, monkeypatch):
+    """Seen once in a full-suite run: another claimer removed the directory between exists() and the
+    glob of never_started (FileNotFoundError in the worker); that directory is free, and the claim
+    checks it again under the lock."""
+    from sweeper.run import preflight
+
+    d = tmp_path / "same"
+    d.mkdir()
+
+    def vanished(path):
+        shutil.rmtree(path)
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+
+    monkeypatch.setattr(preflight, "never_started", vanished)
+    assert preflight._free(d)
